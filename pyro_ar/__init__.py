@@ -1,0 +1,23 @@
+"""pyro_ar: autoregressive distributions (FVSBN, NADE, MADE) for Pyro and PyTorch.
+
+>>> import pyro_ar
+>>> net = pyro_ar.NADE(event_size=64, hidden_size=128)   # Bernoulli conditionals by default
+>>> d = net()                                            # a pyro_ar.distributions.NADE
+"""
+
+from pyro_ar import conditionals, distributions, nn
+from pyro_ar.distributions import Autoregressive
+from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Autoregressive",
+    "AutoregressiveModel",
+    "FVSBN",
+    "NADE",
+    "MADE",
+    "conditionals",
+    "distributions",
+    "nn",
+]

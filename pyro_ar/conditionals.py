@@ -1,0 +1,242 @@
+"""Conditional heads: what one variable ``x_i`` is, given the parameters of its conditional.
+
+A head is a small, stateless description of the per-variable distribution
+``p(x_i | params_i)``. It knows
+
+* ``param_size``: how many numbers a conditioner must output per variable (``P``),
+* ``input_size``: how a value of ``x_i`` is fed back into a conditioner (``I`` features),
+* ``support``: the constraint on one element of ``x``,
+* how to score and sample, by building the matching torch distribution (so that torch's
+  own, numerically stable ``log_prob`` and ``sample`` are reused, never rewritten).
+
+Shapes: ``params`` is ``(*, P)`` for one variable or ``(*, n, P)`` for all of them; the
+value is ``(*)`` or ``(*, n)`` accordingly.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+__all__ = ["Conditional", "Bernoulli", "Categorical", "MixtureOfGaussians"]
+
+
+class Conditional(ABC):
+    """Base class of the per-variable conditional distributions.
+
+    Subclasses set ``param_size``, ``input_size``, ``support``, ``is_discrete`` and
+    implement :meth:`distribution` and :meth:`encode`.
+    """
+
+    param_size: int
+    input_size: int
+    support: constraints.Constraint
+    is_discrete: bool = True
+    has_rsample: bool = False
+
+    @abstractmethod
+    def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
+        """The torch distribution of ``x_i`` given ``params: (*, P)``; batch shape ``(*)``."""
+
+    @abstractmethod
+    def encode(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        """How values are fed back to a conditioner: ``x: (*, n) -> (*, n, I)`` of ``dtype``."""
+
+    @abstractmethod
+    def sample_dtype(self, param_dtype: torch.dtype) -> torch.dtype:
+        """The dtype of samples when the parameters have ``param_dtype``."""
+
+    def initial_bias(self) -> Tensor:
+        """A good starting value of the output bias of one variable, ``(P,)``."""
+        return torch.zeros(self.param_size)
+
+    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
+        """Per-variable log density: ``params: (*, n, P)``, ``x: (*, n) -> (*, n)``."""
+        return self.distribution(params).log_prob(self._as_value(x, params))
+
+    def sample(self, params: Tensor, temperature: float = 1.0) -> Tensor:
+        """One draw per row: ``params: (*, P) -> (*)``."""
+        return self.distribution(params, temperature).sample()
+
+    def rsample(self, params: Tensor) -> Tensor:
+        """A reparameterized draw, ``params: (*, P) -> (*)``, where the head has one."""
+        raise NotImplementedError(f"{type(self).__name__} conditionals have no rsample")
+
+    def enumerate_values(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        """All values one discrete variable can take, ``(K,)``."""
+        raise NotImplementedError(f"{type(self).__name__} conditionals are not enumerable")
+
+    def check_value(self, x: Tensor) -> None:
+        """Raise ``ValueError`` where ``x`` has a dtype this head cannot score."""
+        if x.dtype.is_complex:
+            raise ValueError(f"value must be real, got dtype {x.dtype}")
+
+    def _as_value(self, x: Tensor, params: Tensor) -> Tensor:
+        return x.to(params.dtype)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    # Heads are compared by value so that checkpoints and KL checks can match them.
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and vars(self) == vars(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self), tuple(sorted(vars(self).items()))))
+
+
+class Bernoulli(Conditional):
+    """Binary ``x_i`` in {0, 1}, ``p(x_i = 1) = sigmoid(logit_i)``.
+
+    One parameter per variable (the logit); values are fed back as they are. Samples are
+    floating point 0/1, as ``torch.distributions.Bernoulli`` gives them.
+    """
+
+    param_size = 1
+    input_size = 1
+    support = constraints.boolean
+
+    def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
+        logits = params[..., 0]
+        if temperature != 1.0:
+            logits = logits / temperature
+        return torch.distributions.Bernoulli(logits=logits, validate_args=False)
+
+    def encode(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return x.to(dtype).unsqueeze(-1)
+
+    def sample_dtype(self, param_dtype: torch.dtype) -> torch.dtype:
+        return param_dtype
+
+    def enumerate_values(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        return torch.tensor([0.0, 1.0], device=device, dtype=dtype)
+
+
+class Categorical(Conditional):
+    """``x_i`` in {0, ..., K-1} with ``p(x_i = k) = softmax(logits_i)_k``.
+
+    ``K`` parameters per variable (logits); values are fed back one-hot. Samples are
+    ``torch.long``.
+
+    Args:
+        num_categories: ``K >= 2``.
+    """
+
+    is_discrete = True
+
+    def __init__(self, num_categories: int):
+        if isinstance(num_categories, bool) or not isinstance(num_categories, int):
+            raise TypeError(f"num_categories must be an int, got {num_categories!r}")
+        if num_categories < 2:
+            raise ValueError(f"num_categories must be >= 2, got {num_categories}")
+        self.num_categories = num_categories
+
+    @property
+    def param_size(self) -> int:
+        return self.num_categories
+
+    @property
+    def input_size(self) -> int:
+        return self.num_categories
+
+    @property
+    def support(self) -> constraints.Constraint:
+        return constraints.integer_interval(0, self.num_categories - 1)
+
+    def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
+        logits = params if temperature == 1.0 else params / temperature
+        return torch.distributions.Categorical(logits=logits, validate_args=False)
+
+    def encode(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return F.one_hot(x.long(), self.num_categories).to(dtype)
+
+    def sample_dtype(self, param_dtype: torch.dtype) -> torch.dtype:
+        return torch.long
+
+    def enumerate_values(self, device: torch.device, dtype: torch.dtype) -> Tensor:
+        return torch.arange(self.num_categories, device=device, dtype=dtype)
+
+    def _as_value(self, x: Tensor, params: Tensor) -> Tensor:
+        return x.long()
+
+    def __repr__(self) -> str:
+        return f"Categorical(num_categories={self.num_categories})"
+
+
+class MixtureOfGaussians(Conditional):
+    """Real ``x_i`` with a mixture of ``K`` Gaussians as its conditional (RNADE-style).
+
+    ``3K`` parameters per variable: mixture logits, means, and unconstrained scales mapped
+    to ``softplus(s) + min_scale`` (a smooth positive floor, so no component collapses).
+    Scored with torch's ``MixtureSameFamily`` (``log_softmax`` + ``logsumexp``), so far
+    outliers give large finite negative values, never NaN or inf.
+
+    Args:
+        num_components: ``K >= 1``.
+        min_scale: the floor on every component's standard deviation (> 0).
+    """
+
+    is_discrete = False
+    has_rsample = True
+    support = constraints.real
+    input_size = 1
+
+    def __init__(self, num_components: int, min_scale: float = 1e-3):
+        if isinstance(num_components, bool) or not isinstance(num_components, int):
+            raise TypeError(f"num_components must be an int, got {num_components!r}")
+        if num_components < 1:
+            raise ValueError(f"num_components must be >= 1, got {num_components}")
+        if not (isinstance(min_scale, (int, float)) and math.isfinite(min_scale) and min_scale > 0):
+            raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
+        self.num_components = num_components
+        self.min_scale = float(min_scale)
+
+    @property
+    def param_size(self) -> int:
+        return 3 * self.num_components
+
+    def initial_bias(self) -> Tensor:
+        # Equal weights, means spread over the bulk of standardized data, unit scales.
+        k = self.num_components
+        means = torch.linspace(-1.0, 1.0, k) if k > 1 else torch.zeros(1)
+        raw_scale = math.log(math.expm1(1.0 - self.min_scale))
+        return torch.cat([torch.zeros(k), means, torch.full((k,), raw_scale)])
+
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``params: (*, 3K) -> (logits, means, scales)``, each ``(*, K)``."""
+        logits, means, raw = params.split(self.num_components, dim=-1)
+        return logits, means, F.softplus(raw) + self.min_scale
+
+    def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
+        if temperature != 1.0:
+            raise ValueError("temperature applies to discrete conditionals only")
+        logits, means, scales = self.split(params)
+        mix = torch.distributions.Categorical(logits=logits, validate_args=False)
+        comp = torch.distributions.Normal(means, scales, validate_args=False)
+        return torch.distributions.MixtureSameFamily(mix, comp, validate_args=False)
+
+    def encode(self, x: Tensor, dtype: torch.dtype) -> Tensor:
+        return x.to(dtype).unsqueeze(-1)
+
+    def sample_dtype(self, param_dtype: torch.dtype) -> torch.dtype:
+        return param_dtype
+
+    def rsample(self, params: Tensor) -> Tensor:
+        from pyro_ar.reparam import mixture_rsample
+
+        return mixture_rsample(*self.split(params))
+
+    def check_value(self, x: Tensor) -> None:
+        super().check_value(x)
+        if not x.dtype.is_floating_point:
+            raise ValueError(f"mixture-of-Gaussians values must be floating point, got {x.dtype}")
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError("value contains NaN or inf; mixture-of-Gaussians values must be finite")
+
+    def __repr__(self) -> str:
+        return f"MixtureOfGaussians(num_components={self.num_components}, min_scale={self.min_scale})"

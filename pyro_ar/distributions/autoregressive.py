@@ -1,0 +1,328 @@
+"""``Autoregressive``: the one distribution class behind every pyro_ar model."""
+
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Sequence, Union
+
+import torch
+from pyro.distributions import TorchDistribution
+from torch import Tensor
+from torch.distributions import constraints
+
+from pyro_ar.conditionals import Conditional
+from pyro_ar.nn.base import Conditioner
+
+__all__ = ["Autoregressive"]
+
+
+class Autoregressive(TorchDistribution):
+    r"""A joint distribution over ``n`` variables, factorized by the chain rule.
+
+    .. math:: p(x \mid \text{context}) = \prod_{k=1}^{n} p(x_{σ_k} \mid x_{σ_{<k}}, \text{context})
+
+    where σ is the conditioner's order and each factor is the ``conditional`` head with
+    parameters computed by the ``conditioner`` network. A conditioner with ``M > 1``
+    members (masks/orders) gives their exact equal-weight mixture,
+    ``log p(x) = logsumexp_m log p_m(x) - log M``, unless ``mask_index`` picks one.
+
+    This class owns, once for all models: shapes and broadcasting, validation, ``expand``,
+    the sequential sampling loop (over incremental conditioner state), the ensemble
+    mixture, and enumeration (``enumerate_support``, exact ``entropy``) for small discrete
+    models.
+
+    Shapes: ``batch_shape`` is the context's leading shape (``()`` without context);
+    ``event_shape`` is ``(n,)``. ``log_prob(x)`` takes ``x: (*, n)`` broadcastable against
+    ``batch_shape`` and returns ``(*)`` in one vectorized pass.
+
+    Args:
+        conditioner: a :class:`pyro_ar.nn.Conditioner` (FVSBN, NADE, MADE, ...).
+        conditional: the head, e.g. :class:`pyro_ar.conditionals.Bernoulli`; its
+            ``input_size`` and ``param_size`` must match the conditioner's.
+        context: ``(*batch, c)`` or ``None``.
+        mask_index: ``None`` for the mixture of all members, or one member's index.
+        validate_args: as in ``torch.distributions``.
+
+    Example:
+        >>> from pyro_ar.nn import NADE
+        >>> from pyro_ar.conditionals import Bernoulli
+        >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+        <torch._C.Generator object at ...>
+        >>> d = Autoregressive(NADE(event_size=3, hidden_size=8), Bernoulli())
+        >>> d.sample((5,)).shape, d.log_prob(torch.ones(3)).shape
+        (torch.Size([5, 3]), torch.Size([]))
+    """
+
+    arg_constraints = {}
+    #: Largest number of joint configurations that enumeration will build.
+    max_enumeration_size = 2**16
+
+    def __init__(
+        self,
+        conditioner: Conditioner,
+        conditional: Conditional,
+        context: Optional[Tensor] = None,
+        mask_index: Optional[int] = None,
+        validate_args: Optional[bool] = None,
+    ):
+        if not isinstance(conditioner, Conditioner):
+            raise TypeError(f"conditioner must be a pyro_ar.nn.Conditioner, got {type(conditioner).__name__}")
+        if not isinstance(conditional, Conditional):
+            raise TypeError(f"conditional must be a pyro_ar.conditionals.Conditional, got {type(conditional).__name__}")
+        if conditioner.input_size != conditional.input_size or conditioner.param_size != conditional.param_size:
+            raise ValueError(
+                f"conditioner (input_size={conditioner.input_size}, param_size={conditioner.param_size}) does not "
+                f"match conditional {conditional!r} (input_size={conditional.input_size}, "
+                f"param_size={conditional.param_size})"
+            )
+        if mask_index is not None:
+            m = conditioner.num_members
+            if isinstance(mask_index, bool) or not isinstance(mask_index, int) or not 0 <= mask_index < m:
+                raise ValueError(f"mask_index must be None or an int in [0, {m - 1}], got {mask_index!r}")
+        self.conditioner = conditioner
+        self.conditional = conditional
+        self.context = conditioner.check_context(context)
+        self.mask_index = mask_index
+        batch_shape = torch.Size() if context is None else context.shape[:-1]
+        super().__init__(batch_shape, torch.Size([conditioner.event_size]), validate_args=validate_args)
+
+    # ---- static properties -------------------------------------------------------------
+
+    @property
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(self.conditional.support, 1)
+
+    @property
+    def has_enumerate_support(self) -> bool:  # type: ignore[override]
+        return self.conditional.is_discrete
+
+    @property
+    def has_rsample(self) -> bool:  # type: ignore[override]
+        return self.conditional.has_rsample
+
+    @property
+    def event_size(self) -> int:
+        return self.conditioner.event_size
+
+    @property
+    def members(self) -> List[int]:
+        """The member indices this distribution mixes (one when ``mask_index`` is set)."""
+        if self.mask_index is not None:
+            return [self.mask_index]
+        return list(range(self.conditioner.num_members))
+
+    @property
+    def order(self) -> Tensor:
+        """The order ``(n,)`` of the (single) member this distribution samples from."""
+        if len(self.members) != 1:
+            raise ValueError("an ensemble of several orders has no single order; pick one with mask_index")
+        return self.conditioner.orders[self.members[0]]
+
+    def _param_dtype_device(self) -> tuple:
+        p = next(self.conditioner.parameters())
+        return p.dtype, p.device
+
+    # ---- expand ------------------------------------------------------------------------
+
+    def expand(self, batch_shape: Sequence[int], _instance=None) -> "Autoregressive":
+        new = self._get_checked_instance(Autoregressive, _instance)
+        batch_shape = torch.Size(batch_shape)
+        new.conditioner = self.conditioner
+        new.conditional = self.conditional
+        new.mask_index = self.mask_index
+        if self.context is None:
+            new.context = None
+        else:
+            new.context = self.context.expand(batch_shape + self.context.shape[-1:])
+        super(Autoregressive, new).__init__(batch_shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    # ---- validation --------------------------------------------------------------------
+
+    def _validate_sample(self, value: Tensor) -> None:
+        if not isinstance(value, Tensor):
+            raise ValueError(f"value must be a torch.Tensor, got {type(value).__name__}")
+        self.conditional.check_value(value)
+        if value.is_floating_point() and bool(torch.isnan(value).any()):
+            raise ValueError("value contains NaN")
+        super()._validate_sample(value)
+
+    def _check_event_shape(self, value: Tensor) -> None:
+        # Cheap and always on: a wrong event size would otherwise fail deep inside a matmul.
+        if not isinstance(value, Tensor):
+            raise ValueError(f"value must be a torch.Tensor, got {type(value).__name__}")
+        if value.dim() == 0 or value.shape[-1] != self.event_size:
+            raise ValueError(
+                f"value must have shape (*, {self.event_size}) to match event_shape {tuple(self.event_shape)}, "
+                f"got shape {tuple(value.shape)}"
+            )
+        try:
+            torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        except RuntimeError as err:
+            raise ValueError(
+                f"value of shape {tuple(value.shape)} does not broadcast against batch_shape {tuple(self.batch_shape)}"
+            ) from err
+
+    # ---- density -----------------------------------------------------------------------
+
+    def member_log_probs(self, value: Tensor) -> Tensor:
+        """``log p_m(x)`` for each member mixed here: ``x: (*, n) -> (M, *)``."""
+        self._check_event_shape(value)
+        if self._validate_args:
+            self._validate_sample(value)
+        dtype, _ = self._param_dtype_device()
+        x = self.conditional.encode(value, dtype)
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        lps = []
+        for m in self.members:
+            params = self.conditioner(x, self.context, member=m)
+            lps.append(self.conditional.log_prob(params, value).sum(-1).expand(shape))
+        return torch.stack(lps)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """``log p(x)``: ``x: (*, n)`` broadcastable against ``batch_shape`` -> ``(*)``."""
+        lps = self.member_log_probs(value)
+        if lps.shape[0] == 1:
+            return lps[0]
+        return torch.logsumexp(lps, 0) - math.log(lps.shape[0])
+
+    # ---- sampling ----------------------------------------------------------------------
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size(), temperature: float = 1.0) -> Tensor:
+        """Draw ``sample_shape + batch_shape + (n,)`` values, one variable at a time.
+
+        ``temperature`` (discrete heads only) divides every conditional's logits: below 1
+        sharpens, above 1 flattens; 1 is the model itself.
+        """
+        with torch.no_grad():
+            return self._sample(sample_shape, temperature=temperature)
+
+    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        """A reparameterized sample (mixture-of-Gaussians heads), differentiable in the parameters."""
+        if not self.has_rsample:
+            raise NotImplementedError(f"{self.conditional!r} conditionals have no reparameterized sampler")
+        return self._sample(sample_shape, reparameterized=True)
+
+    def _sample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        temperature: float = 1.0,
+        observed: Optional[Tensor] = None,
+        observed_mask: Optional[Tensor] = None,
+        reparameterized: bool = False,
+        members: Optional[Sequence[int]] = None,
+    ) -> Tensor:
+        """The sampling loop shared by ``sample``, ``rsample`` and conditional sampling.
+
+        Args:
+            observed, observed_mask: ``(*, n)`` values and a boolean mask, broadcast to the
+                output shape; where the mask is set, the variable is clamped to its value
+                instead of drawn (exact conditioning only when observed variables come first
+                in the order: callers check that).
+            members: the members a row may be drawn from (default: all mixed here).
+        """
+        if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+            raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
+        shape = self._extended_shape(sample_shape)
+        batch = shape[:-1]
+        n = self.event_size
+        context = None if self.context is None else self.context.expand(batch + self.context.shape[-1:])
+        if observed is not None:
+            observed = observed.expand(shape)
+            observed_mask = observed_mask.expand(shape)
+        members = list(self.members if members is None else members)
+        if len(members) == 1:
+            return self._sample_member(members[0], batch, context, temperature, observed, observed_mask, reparameterized)
+
+        # An ensemble: each row picks its member uniformly, then rows are drawn member by member.
+        rows = batch.numel()
+        _, device = self._param_dtype_device()
+        choice = torch.randint(len(members), (rows,), device=device)
+        flat = lambda t, k: None if t is None else t.reshape(rows, t.shape[-1])[k]  # noqa: E731
+        parts, picked = [], []
+        for j, m in enumerate(members):
+            idx = (choice == j).nonzero().squeeze(-1)
+            if idx.numel() == 0:
+                continue
+            parts.append(
+                self._sample_member(
+                    m,
+                    torch.Size([idx.numel()]),
+                    flat(context, idx),
+                    temperature,
+                    flat(observed, idx),
+                    flat(observed_mask, idx),
+                    reparameterized,
+                )
+            )
+            picked.append(idx)
+        x = torch.cat(parts)[torch.argsort(torch.cat(picked))]
+        return x.reshape(shape)
+
+    def _sample_member(
+        self,
+        member: int,
+        batch: torch.Size,
+        context: Optional[Tensor],
+        temperature: float,
+        observed: Optional[Tensor],
+        observed_mask: Optional[Tensor],
+        reparameterized: bool,
+    ) -> Tensor:
+        dtype, _ = self._param_dtype_device()
+        state = self.conditioner.incremental(context, batch, member)
+        columns: List[Optional[Tensor]] = [None] * self.event_size
+        for step, i in enumerate(self.conditioner.orders[member].tolist()):
+            params = state.params(step)
+            if reparameterized:
+                value = self.conditional.rsample(params)
+            else:
+                value = self.conditional.sample(params, temperature)
+            if observed is not None:
+                value = torch.where(observed_mask[..., i], observed[..., i].to(value.dtype), value)
+            columns[i] = value
+            state.observe(step, self.conditional.encode(value.unsqueeze(-1), dtype).squeeze(-2))
+        return torch.stack(columns, -1)
+
+    # ---- enumeration -------------------------------------------------------------------
+
+    def enumerate_support(self, expand: bool = True) -> Tensor:
+        """Every joint value, ``(K^n,) + batch_shape + (n,)`` (``(K^n,) + (1,)*len(batch_shape) + (n,)``
+        without ``expand``), for discrete heads with ``K^n <= max_enumeration_size``."""
+        if not self.conditional.is_discrete:
+            raise NotImplementedError(f"{self.conditional!r} conditionals are continuous: no enumerable support")
+        dtype, device = self._param_dtype_device()
+        values = self.conditional.enumerate_values(device, dtype)
+        k, n = values.numel(), self.event_size
+        if k**n > self.max_enumeration_size:
+            raise ValueError(
+                f"enumeration needs K^n = {k}^{n} = {k**n} joint values, more than "
+                f"max_enumeration_size={self.max_enumeration_size}; use Monte-Carlo estimates instead"
+            )
+        index = torch.arange(k**n, device=device).unsqueeze(-1)
+        powers = k ** torch.arange(n - 1, -1, -1, device=device)
+        joint = values[(index // powers) % k].to(self.conditional.sample_dtype(dtype))  # (K^n, n)
+        joint = joint.reshape((k**n,) + (1,) * len(self.batch_shape) + (n,))
+        if expand:
+            joint = joint.expand((k**n,) + self.batch_shape + (n,))
+        return joint
+
+    def entropy(self) -> Tensor:
+        """Exact entropy ``-sum_x p(x) log p(x)`` by enumeration, ``batch_shape``."""
+        if not self.conditional.is_discrete:
+            raise NotImplementedError(
+                "the entropy of a continuous AR model has no closed form; estimate it by Monte Carlo "
+                "as -d.log_prob(d.sample((N,))).mean(0)"
+            )
+        lp = self.log_prob(self.enumerate_support(expand=False))
+        return -(lp.exp() * lp).sum(0)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(conditioner={type(self.conditioner).__name__}, "
+            f"conditional={self.conditional!r}, batch_shape={tuple(self.batch_shape)}, "
+            f"event_shape={tuple(self.event_shape)}"
+            + ("" if self.mask_index is None else f", mask_index={self.mask_index}")
+            + ")"
+        )

@@ -1,0 +1,169 @@
+"""The conditioner interface shared by every network in :mod:`pyro_ar.nn`.
+
+A conditioner maps encoded values ``x: (*, n, I)`` (and an optional context ``(*, c)``)
+to the parameters of all ``n`` conditionals, ``(*, n, P)``, in one pass, such that the
+parameters of variable ``order[k]`` depend only on the variables ``order[:k]`` and the
+context. It also gives an :class:`IncrementalState` for sampling, which produces the
+parameters of one variable at a time and is told each value as it is drawn.
+
+A conditioner may hold several *members* (MADE's masks), each with its own order; the
+distribution class mixes them exactly. ``orders`` is a ``(M, n)`` buffer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Optional, Sequence, Union
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["Conditioner", "IncrementalState", "make_order", "OrderSpec"]
+
+OrderSpec = Union[None, str, Sequence[int], Tensor]
+
+
+def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int ``>= minimum``, else raise a ``ValueError`` naming it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def make_order(order: OrderSpec, n: int, seed: Optional[int] = None) -> Tensor:
+    """Turn an order specification into a permutation of ``range(n)``, ``(n,)`` long.
+
+    Args:
+        order: ``None`` (identity), ``"random"`` (a random permutation drawn with ``seed``),
+            ``"reverse"``, or a sequence/tensor holding each of ``0..n-1`` exactly once.
+        n: the number of variables.
+        seed: the seed of a random order; ``None`` uses 0 so that models are reproducible.
+    """
+    if order is None:
+        return torch.arange(n)
+    if isinstance(order, str):
+        if order == "random":
+            gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+            return torch.randperm(n, generator=gen)
+        if order == "reverse":
+            return torch.arange(n - 1, -1, -1)
+        raise ValueError(f"order must be None, 'random', 'reverse' or a permutation, got {order!r}")
+    try:
+        perm = torch.as_tensor(order)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"order must be a permutation of 0..{n - 1}, got {order!r}") from err
+    if perm.dtype.is_floating_point or perm.dtype == torch.bool or perm.dtype.is_complex:
+        raise ValueError(f"order must hold integers, got dtype {perm.dtype}")
+    perm = perm.long().cpu()
+    if perm.dim() != 1 or perm.numel() != n:
+        raise ValueError(f"order must be a permutation of length event_size={n}, got shape {tuple(perm.shape)}")
+    if not torch.equal(perm.sort().values, torch.arange(n)):
+        raise ValueError(f"order must be a permutation of 0..{n - 1} (each index once), got {perm.tolist()}")
+    return perm
+
+
+class IncrementalState(ABC):
+    """Sampling state of a conditioner for one member, over a batch of shape ``(*)``.
+
+    The sampling loop alternates ``params(k)`` (the parameters of variable ``order[k]``,
+    ``(*, P)``) and ``observe(k, x_k)`` (its encoded value, ``(*, I)``), for k = 0..n-1.
+    """
+
+    @abstractmethod
+    def params(self, step: int) -> Tensor:
+        """Parameters of the variable drawn at ``step``: ``(*, P)``."""
+
+    @abstractmethod
+    def observe(self, step: int, value: Tensor) -> None:
+        """Record the encoded value ``(*, I)`` of the variable drawn at ``step``."""
+
+
+class Conditioner(nn.Module, ABC):
+    """Base class of AR conditioner networks.
+
+    Args:
+        event_size: ``n``, the number of variables.
+        input_size: ``I``, features per variable fed back (1 binary/continuous, K one-hot).
+        param_size: ``P``, parameters per variable that the conditional head needs.
+        context_size: ``c``, or ``None`` for an unconditional model.
+    """
+
+    def __init__(
+        self,
+        event_size: int,
+        input_size: int,
+        param_size: int,
+        context_size: Optional[int],
+        initial_bias: Optional[Tensor] = None,
+    ):
+        super().__init__()
+        self.event_size = check_positive_int("event_size", event_size)
+        self.input_size = check_positive_int("input_size", input_size)
+        self.param_size = check_positive_int("param_size", param_size)
+        if context_size is not None:
+            check_positive_int("context_size", context_size)
+        self.context_size = context_size
+        bias = torch.zeros(param_size) if initial_bias is None else torch.as_tensor(initial_bias, dtype=torch.float32)
+        if bias.shape != (param_size,):
+            raise ValueError(f"initial_bias must have shape ({param_size},), got {tuple(bias.shape)}")
+        # Every conditioner ends in the same per-variable output bias, and the context reaches
+        # every output directly (so even the first variable in the order sees it).
+        self.output_bias = nn.Parameter(bias.repeat(event_size, 1))
+        self.context_to_params = None if context_size is None else nn.Linear(context_size, event_size * param_size, bias=False)
+
+    # ``orders`` is registered by each subclass as a (M, n) long buffer.
+    orders: Tensor
+
+    @property
+    def num_members(self) -> int:
+        """How many masks/orders this conditioner holds (1 except for MADE ensembles)."""
+        return self.orders.shape[0]
+
+    def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
+        """Validate a context against ``context_size``; raise ``ValueError`` naming the problem."""
+        if self.context_size is None:
+            if context is not None:
+                raise ValueError(
+                    "this model was built without context (context_size=None) but a context was given"
+                )
+            return None
+        if context is None:
+            raise ValueError(f"this model needs a context of size context_size={self.context_size}, got None")
+        if not isinstance(context, Tensor):
+            raise ValueError(f"context must be a torch.Tensor, got {type(context).__name__}")
+        if not context.dtype.is_floating_point:
+            raise ValueError(f"context must be floating point, got dtype {context.dtype}")
+        if context.dim() == 0 or context.shape[-1] != self.context_size:
+            raise ValueError(
+                f"context must have shape (*, {self.context_size}) (context_size={self.context_size}), "
+                f"got shape {tuple(context.shape)}"
+            )
+        if not bool(torch.isfinite(context).all()):
+            raise ValueError("context contains NaN or inf")
+        return context
+
+    def output_offset(self, context: Optional[Tensor]) -> Tensor:
+        """The part of the parameters that no variable feeds: bias + context term, ``(*, n, P)``."""
+        if context is None or self.context_to_params is None:
+            return self.output_bias
+        offset = self.context_to_params(context).unflatten(-1, (self.event_size, self.param_size))
+        return offset + self.output_bias
+
+    @abstractmethod
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
+        """Parameters of all conditionals in one pass.
+
+        Args:
+            x: encoded values ``(*, n, I)``.
+            context: ``(*, c)`` or ``None``; broadcast against ``x``'s batch dimensions.
+            member: which mask/order to use (``0 <= member < num_members``).
+
+        Returns:
+            ``(*, n, P)``: row ``i`` holds the parameters of variable ``i``.
+        """
+
+    @abstractmethod
+    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
+        """A fresh sampling state for ``batch_shape`` rows (``context`` broadcast to it)."""

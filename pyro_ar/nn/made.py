@@ -1,0 +1,201 @@
+"""MADE: a masked multilayer perceptron whose masks come from degrees of an ordering."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from pyro_ar.nn.base import Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
+
+__all__ = ["MADE", "made_degrees"]
+
+
+def made_degrees(
+    rank: Tensor, input_size: int, hidden_sizes: Sequence[int], generator: Optional[torch.Generator]
+) -> List[Tensor]:
+    """Degrees of the input units and of each hidden layer of one MADE member.
+
+    An input feature of the variable at position ``k`` of the order has degree ``k + 1``.
+    A hidden unit of degree ``m`` may see inputs of degree ``<= m``; an output of degree
+    ``k + 1`` may see hidden units of degree ``<= k``. Hidden degrees lie in ``[1, n - 1]``
+    (``0`` when ``n == 1``): cycled when ``generator`` is None, else drawn at random from
+    the smallest degree of the layer below upward (connectivity-agnostic training).
+
+    Returns:
+        ``[input degrees (n I,), layer-1 degrees (H_1,), ..., layer-L degrees (H_L,)]``.
+    """
+    n = rank.numel()
+    degrees = [(rank + 1).repeat_interleave(input_size)]
+    for size in hidden_sizes:
+        if n == 1:
+            deg = torch.zeros(size, dtype=torch.long)
+        elif generator is None:
+            deg = torch.arange(size) % (n - 1) + 1
+        else:
+            low = max(int(degrees[-1].min()), 1)
+            deg = torch.randint(low, n, (size,), generator=generator)
+        degrees.append(deg)
+    return degrees
+
+
+class MADE(Conditioner):
+    r"""Masked autoencoder for distribution estimation (Germain et al., 2015).
+
+    An MLP of any depth whose weights are multiplied by fixed binary masks so that output
+    ``i`` sees only the inputs before ``i`` in the order. With ``num_masks = M > 1`` it
+    holds ``M`` members: member 0 uses ``order`` and cycled hidden degrees; the others draw
+    hidden degrees at random and, with ``order_agnostic=True``, a random order as well. The
+    distribution mixes members exactly (``log p = logsumexp_m log p_m - log M``); training
+    picks one member per step.
+
+    log_prob is one masked forward pass. Sampling computes each hidden unit exactly once,
+    at the first step at which all of its inputs are known (units grouped by degree), so
+    drawing ``n`` variables costs about one pass of arithmetic.
+
+    Args:
+        event_size: ``n``.
+        hidden_sizes: the width of each hidden layer (at least one layer).
+        input_size: features per variable fed back (1, or K for one-hot).
+        param_size: parameters per variable.
+        context_size: ``c`` or ``None``. The context feeds the first hidden layer and every
+            output directly (so the first variable in the order depends on it too).
+        num_masks: ``M >= 1`` members.
+        order: order of member 0: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation.
+        order_agnostic: whether members ``1..M-1`` draw their own random orders.
+        seed: seed of random orders and degrees.
+        initial_bias: ``(P,)`` starting output bias.
+
+    Example:
+        >>> net = MADE(event_size=4, hidden_sizes=[16, 16], num_masks=2)
+        >>> net(torch.zeros(2, 4, 1), member=1).shape
+        torch.Size([2, 4, 1])
+    """
+
+    def __init__(
+        self,
+        event_size: int,
+        hidden_sizes: Sequence[int] = (64,),
+        input_size: int = 1,
+        param_size: int = 1,
+        context_size: Optional[int] = None,
+        num_masks: int = 1,
+        order: OrderSpec = None,
+        order_agnostic: bool = True,
+        seed: Optional[int] = None,
+        initial_bias: Optional[Tensor] = None,
+    ):
+        super().__init__(event_size, input_size, param_size, context_size, initial_bias)
+        if isinstance(hidden_sizes, int) or not isinstance(hidden_sizes, Sequence) or len(hidden_sizes) == 0:
+            raise ValueError(f"hidden_sizes must be a non-empty list of ints, got {hidden_sizes!r}")
+        self.hidden_sizes = [check_positive_int("each of hidden_sizes", h) for h in hidden_sizes]
+        self.num_masks = check_positive_int("num_masks", num_masks)
+        n, n_in, n_out = self.event_size, self.event_size * self.input_size, self.event_size * self.param_size
+        widths = [n_in, *self.hidden_sizes]
+        self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.output_layer = nn.Linear(widths[-1], n_out, bias=False)
+        self.context_to_hidden = None if context_size is None else nn.Linear(context_size, widths[1], bias=False)
+        self.activation = nn.ReLU()
+
+        gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        orders, degrees = [], []
+        for m in range(self.num_masks):
+            if m == 0:
+                member_order = make_order(order, n, seed)
+            elif order_agnostic:
+                member_order = torch.randperm(n, generator=gen)
+            else:
+                member_order = orders[0]
+            rank = torch.argsort(member_order)
+            orders.append(member_order)
+            degrees.append(made_degrees(rank, self.input_size, self.hidden_sizes, None if m == 0 else gen))
+        self.register_buffer("orders", torch.stack(orders))
+        # hidden_degrees_l: (M, H_l); masks_l: (M, out, in) for every layer incl. the output.
+        for l in range(len(self.hidden_sizes)):
+            self.register_buffer(f"hidden_degrees_{l}", torch.stack([d[l + 1] for d in degrees]))
+        for l in range(len(self.hidden_sizes) + 1):
+            if l < len(self.hidden_sizes):
+                masks = [d[l + 1].unsqueeze(1) >= d[l].unsqueeze(0) for d in degrees]
+            else:  # output of variable i (degree rank_i + 1) sees hidden degrees <= rank_i
+                masks = [
+                    (torch.argsort(o) + 1).repeat_interleave(self.param_size).unsqueeze(1) > d[-1].unsqueeze(0)
+                    for o, d in zip(orders, degrees)
+                ]
+            self.register_buffer(f"masks_{l}", torch.stack(masks).float())
+
+    def _check_member(self, member: int) -> int:
+        if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < self.num_masks:
+            raise ValueError(f"mask index must be an int in [0, {self.num_masks - 1}], got {member!r}")
+        return member
+
+    def masked_weights(self, member: int) -> List[Tensor]:
+        """The weights of every layer (hidden..., output) multiplied by member's masks."""
+        self._check_member(member)
+        layers = [*self.hidden_layers, self.output_layer]
+        return [layer.weight * getattr(self, f"masks_{l}")[member].to(layer.weight.dtype) for l, layer in enumerate(layers)]
+
+    def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
+        weights = self.masked_weights(member)
+        h = x.flatten(-2)
+        for l, layer in enumerate(self.hidden_layers):
+            h = h @ weights[l].T + layer.bias
+            if l == 0 and context is not None and self.context_to_hidden is not None:
+                h = h + self.context_to_hidden(context)
+            h = self.activation(h)
+        out = (h @ weights[-1].T).unflatten(-1, (self.event_size, self.param_size))
+        return out + self.output_offset(context)
+
+    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
+        return _MADEState(self, context, batch_shape, self._check_member(member))
+
+
+class _MADEState(IncrementalState):
+    """Pre-activations filled in as inputs arrive; each hidden unit is evaluated once.
+
+    Hidden units of degree ``k`` depend only on the variables at positions ``< k``, so at
+    step ``k`` (before drawing position ``k``) exactly the units of degree ``k`` become
+    computable, layer by layer; their contributions are pushed to the next layer at once.
+    """
+
+    def __init__(self, net: MADE, context: Optional[Tensor], batch_shape: torch.Size, member: int):
+        self.net = net
+        self.order = net.orders[member].tolist()
+        self.weights = net.masked_weights(member)
+        n = net.event_size
+        self.groups = []  # groups[l][k]: indices of layer-l units of degree k
+        for l in range(len(net.hidden_sizes)):
+            deg = getattr(net, f"hidden_degrees_{l}")[member]
+            idx = torch.argsort(deg, stable=True)
+            counts = torch.bincount(deg, minlength=n).tolist()
+            self.groups.append(list(idx.split(counts)))
+        pre = []
+        for l, layer in enumerate(net.hidden_layers):
+            start = layer.bias
+            if l == 0 and context is not None and net.context_to_hidden is not None:
+                start = start + net.context_to_hidden(context)
+            pre.append(start.expand(*batch_shape, layer.bias.shape[0]).clone())
+        self.pre = pre
+        offset = net.output_offset(context)
+        self.out = offset.expand(*batch_shape, n, net.param_size).flatten(-2).clone()
+
+    def params(self, step: int) -> Tensor:
+        num_layers = len(self.pre)
+        for l in range(num_layers):
+            units = self.groups[l][step]
+            if units.numel() == 0:
+                continue
+            h = self.net.activation(self.pre[l][..., units])
+            target = self.weights[l + 1][:, units]
+            if l + 1 < num_layers:
+                self.pre[l + 1] += h @ target.T
+            else:
+                self.out += h @ target.T
+        p = self.net.param_size
+        i = self.order[step]
+        return self.out[..., i * p : (i + 1) * p].clone()
+
+    def observe(self, step: int, value: Tensor) -> None:
+        size = self.net.input_size
+        j = self.order[step]
+        self.pre[0] += value @ self.weights[0][:, j * size : (j + 1) * size].T
