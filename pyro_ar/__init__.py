@@ -8,6 +8,8 @@
 from pyro_ar import conditionals, distributions, nn
 from pyro_ar.distributions import Autoregressive
 from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
+from pyro_ar.checkpoint import load, save
+from pyro_ar import kl, reparam  # importing kl registers its rules with register_kl
 
 __version__ = "0.1.0"
 
@@ -20,4 +22,8 @@ __all__ = [
     "conditionals",
     "distributions",
     "nn",
+    "save",
+    "load",
+    "kl",
+    "reparam",
 ]

@@ -285,6 +285,41 @@ class Autoregressive(TorchDistribution):
             state.observe(step, self.conditional.encode(value.unsqueeze(-1), dtype).squeeze(-2))
         return torch.stack(columns, -1)
 
+    # ---- conditioning (the logic lives in pyro_ar.inpainting) -----------------------------
+
+    def conditional_sample(
+        self,
+        observed: Tensor,
+        observed_mask: Tensor,
+        sample_shape: Sequence[int] = torch.Size(),
+        temperature: float = 1.0,
+        *,
+        admissible_only: bool = False,
+    ) -> Tensor:
+        """Inpainting: draws of the unobserved variables from ``p(x_u | x_o)``, observed kept.
+
+        ``observed, observed_mask: (*, n)`` (mask boolean, ``True`` = observed) ->
+        ``sample_shape + broadcast(*, batch_shape) + (n,)``. Exact: raises ``ValueError``
+        unless the observed variables come first in the order (for an ensemble, in every
+        member's order; ``admissible_only=True`` mixes only the members that admit each
+        row). See :func:`pyro_ar.inpainting.conditional_sample`.
+        """
+        from pyro_ar.inpainting import conditional_sample
+
+        return conditional_sample(
+            self, observed, observed_mask, sample_shape, temperature, admissible_only=admissible_only
+        )
+
+    def marginal_log_prob(self, observed: Tensor, observed_mask: Tensor, *, admissible_only: bool = False) -> Tensor:
+        """The exact marginal ``log p(x_o)`` of an observed prefix: ``(*, n) -> broadcast(*, batch_shape)``.
+
+        Raises ``ValueError`` where the observed variables do not come first in the order.
+        See :func:`pyro_ar.inpainting.marginal_log_prob`.
+        """
+        from pyro_ar.inpainting import marginal_log_prob
+
+        return marginal_log_prob(self, observed, observed_mask, admissible_only=admissible_only)
+
     # ---- enumeration -------------------------------------------------------------------
 
     def enumerate_support(self, expand: bool = True) -> Tensor:

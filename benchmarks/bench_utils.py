@@ -1,0 +1,140 @@
+"""Helpers shared by the benchmark scripts: machine description, timing, result files.
+
+Not part of the ``pyro_ar`` package and never imported by it or by the tests.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
+
+import torch
+
+__all__ = [
+    "RESULTS_DIR",
+    "machine_info",
+    "command_line",
+    "now_iso",
+    "synchronize",
+    "time_interleaved",
+    "markdown_table",
+    "write_json",
+]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_info(device: str = "cpu") -> Dict[str, Any]:
+    """What the numbers were measured on: CPU, cores, threads, torch, GPU, load average."""
+    info: Dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "logical_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_1_5_15min"] = [round(v, 2) for v in os.getloadavg()]
+    if device.startswith("cuda") and torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(torch.device(device))
+        info["cuda"] = torch.version.cuda
+    return info
+
+
+def command_line() -> str:
+    """The command that produced a result, as it could be typed again from the repository root."""
+    interpreter = _rel(sys.executable) if ".venv" in sys.executable else "python"
+    return shlex.join([interpreter, *sys.argv])
+
+
+def _rel(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
+def now_iso() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def synchronize(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_interleaved(
+    fns: Mapping[str, Callable[[], Any]], repeats: int, device: str = "cpu", warmup: int = 1
+) -> Dict[str, Dict[str, float]]:
+    """Median wall and CPU time (ms) of each function, with the repeats interleaved.
+
+    Interleaving (a, b, c, a, b, c, ...) makes the ratios between functions robust to load
+    that changes during the run (the benchmark machine is shared).
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    synchronize(device)
+    wall: Dict[str, List[float]] = {k: [] for k in fns}
+    cpu: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            synchronize(device)
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            synchronize(device)
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    return {
+        k: {
+            "median_ms": 1e3 * statistics.median(wall[k]),
+            "min_ms": 1e3 * min(wall[k]),
+            "cpu_median_ms": 1e3 * statistics.median(cpu[k]),
+            "repeats": repeats,
+        }
+        for k in fns
+    }
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table; floats are printed with 3 significant digits."""
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            if v != v:  # NaN
+                return "n/a"
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, payload: Dict[str, Any], extra: Optional[Dict[str, Any]] = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = dict(payload)
+    if extra:
+        data.update(extra)
+    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

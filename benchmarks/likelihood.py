@@ -1,0 +1,270 @@
+"""Test negative log-likelihood of pyro_ar models (nats per example, and bits per dimension).
+
+Three groups, each trained with the same loop (Adam, minibatches of 100, the validation
+NLL after every epoch, early stopping with the best epoch's parameters restored):
+
+1. digits: the embedded 8x8 digits, binarized (Bernoulli heads) and quantized to 4 grey
+   levels (Categorical heads): FVSBN, NADE, MADE with 1 and 2 hidden layers and 1 and 8
+   masks. Ensembles train one random mask per step and are scored as their exact mixture.
+2. fashion: binarized Fashion-MNIST (784 dims; Debian package ``dataset-fashion-mnist``):
+   FVSBN, NADE (500 hidden units), MADE (500 hidden units, 1 mask), on a fixed epoch budget.
+3. continuous: mixture-of-Gaussians MADE on real-valued tables (scikit-learn's breast
+   cancer, 30 columns; the dequantized digits, 64 columns) against nflows'
+   ``MixtureOfGaussiansMADE`` with the same layer sizes, data, split, seed, optimizer and
+   epoch budget, in the same run (needs nflows: ``bash benchmarks/nflows_env.sh``).
+
+Usage (from the repository root)::
+
+    benchmarks/.venv-nflows/bin/python benchmarks/likelihood.py          # everything
+    python benchmarks/likelihood.py --groups digits,fashion              # no nflows needed
+    python benchmarks/likelihood.py --quick                              # a 1-2 minute smoke run
+
+The default budget was chosen to finish in about 25 minutes on 2 CPU cores; the slowest
+part is NADE on Fashion-MNIST (its log_prob costs B x n x d sigmoids, 784 x 500 per image).
+Prints markdown tables and writes ``results/likelihood.json`` with machine, date and command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+import pyro_ar
+from pyro_ar.conditionals import Categorical, MixtureOfGaussians
+
+import bench_data
+from bench_utils import RESULTS_DIR, command_line, machine_info, markdown_table, now_iso, write_json
+
+# ---- one training loop for every model -----------------------------------------------------
+
+
+def fit(
+    module: nn.Module,
+    train_loss: Callable[[Tensor], Tensor],
+    nll: Callable[[Tensor], Tensor],
+    data: Dict[str, Tensor],
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    patience: int,
+    seed: int,
+) -> Dict[str, Any]:
+    """Adam on ``train_loss`` (mean NLL of a batch); keep the best validation epoch.
+
+    ``nll(x)`` gives per-example NLLs ``(N,)`` for evaluation. Returns the test, valid and
+    train NLLs (nats per example) at the best epoch, the epochs run and the wall time.
+    """
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(module.parameters(), lr=lr)
+    train = data["train"]
+    best, best_state, best_epoch, bad, run = math.inf, copy.deepcopy(module.state_dict()), 0, 0, 0
+    started = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        module.train()
+        for idx in torch.randperm(len(train), generator=gen).split(batch_size):
+            opt.zero_grad(set_to_none=True)
+            train_loss(train[idx]).backward()
+            opt.step()
+        run = epoch
+        valid = evaluate(module, nll, data["valid"])
+        if valid < best:
+            best, best_state, best_epoch, bad = valid, copy.deepcopy(module.state_dict()), epoch, 0
+        else:
+            bad += 1
+            if bad >= patience:
+                break
+    seconds = time.perf_counter() - started
+    module.load_state_dict(best_state)
+    return {
+        "test_nll": evaluate(module, nll, data["test"]),
+        "valid_nll": best,
+        "train_nll": evaluate(module, nll, train),
+        "best_epoch": best_epoch,
+        "epochs_run": run,
+        "train_seconds": seconds,
+    }
+
+
+def evaluate(module: nn.Module, nll: Callable[[Tensor], Tensor], x: Tensor, batch_size: int = 1000) -> float:
+    module.eval()
+    with torch.no_grad():
+        total = sum(float(nll(x[i : i + batch_size]).double().sum()) for i in range(0, len(x), batch_size))
+    return total / len(x)
+
+
+def ours(net: pyro_ar.AutoregressiveModel):
+    """Training loss and per-example NLL of a pyro_ar model (one random mask per step)."""
+    ensemble = net.num_masks > 1
+    train_loss = lambda x: -net(mask_index="random" if ensemble else None).log_prob(x).mean()  # noqa: E731
+    nll = lambda x: -net().log_prob(x)  # noqa: E731  (exact mixture of all masks)
+    return train_loss, nll
+
+
+def num_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ---- the three groups ------------------------------------------------------------------------
+
+
+def digits_models(kind: str) -> Dict[str, Callable[[], pyro_ar.AutoregressiveModel]]:
+    head = (lambda: None) if kind == "binary" else (lambda: Categorical(4))
+    n = 64
+    return {
+        "FVSBN": lambda: pyro_ar.FVSBN(n, conditional=head()),
+        "NADE (d=128)": lambda: pyro_ar.NADE(n, 128, conditional=head()),
+        "MADE 1x256, 1 mask": lambda: pyro_ar.MADE(n, [256], conditional=head()),
+        "MADE 1x256, 8 masks": lambda: pyro_ar.MADE(n, [256], conditional=head(), num_masks=8),
+        "MADE 2x256, 1 mask": lambda: pyro_ar.MADE(n, [256, 256], conditional=head()),
+        "MADE 2x256, 8 masks": lambda: pyro_ar.MADE(n, [256, 256], conditional=head(), num_masks=8),
+    }
+
+
+def run_digits(args, rows: List[Dict[str, Any]]) -> None:
+    for kind, label in (("binary", "digits 8x8, binarized"), ("categorical", "digits 8x8, 4 grey levels")):
+        data = bench_data.digits(kind)
+        for name, make in digits_models(kind).items():
+            torch.manual_seed(args.seed)
+            net = make()
+            res = fit(net, *ours(net), data, args.digits_epochs, args.lr, args.batch_size, args.patience, args.seed)
+            rows.append(row(label, f"pyro_ar {name}", net, data, res, args.digits_epochs))
+            report(rows[-1])
+
+
+def run_fashion(args, rows: List[Dict[str, Any]]) -> None:
+    data = bench_data.fashion_mnist_binary(max_train=args.fashion_max_train)
+    n = data["train"].shape[1]
+    models = {
+        "FVSBN": (lambda: pyro_ar.FVSBN(n), args.fashion_epochs),
+        "NADE (d=500)": (lambda: pyro_ar.NADE(n, 500), args.fashion_nade_epochs),
+        "MADE 1x500, 1 mask": (lambda: pyro_ar.MADE(n, [500]), args.fashion_epochs),
+    }
+    for name, (make, epochs) in models.items():
+        torch.manual_seed(args.seed)
+        net = make()
+        res = fit(net, *ours(net), data, epochs, args.lr, args.batch_size, args.patience, args.seed)
+        rows.append(row("Fashion-MNIST, binarized", f"pyro_ar {name}", net, data, res, epochs))
+        report(rows[-1])
+
+
+def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
+    try:
+        from nflows.nn.nde import MixtureOfGaussiansMADE
+    except ImportError:
+        MixtureOfGaussiansMADE = None
+    k, h = args.components, args.continuous_hidden
+    tables = {"breast cancer (sklearn), 30 cols": bench_data.breast_cancer(args.seed),
+              "digits dequantized, 64 cols": bench_data.digits_continuous()}
+    for label, data in tables.items():
+        n = data["train"].shape[1]
+        ours_models = {
+            f"pyro_ar MoG-MADE 1x{h}, K={k}": lambda: pyro_ar.MADE(n, [h], conditional=MixtureOfGaussians(k)),
+            f"pyro_ar MoG-MADE 2x{h}, K={k}": lambda: pyro_ar.MADE(n, [h, h], conditional=MixtureOfGaussians(k)),
+        }
+        for name, make in ours_models.items():
+            torch.manual_seed(args.seed)
+            net = make()
+            res = fit(net, *ours(net), data, args.continuous_epochs, args.lr, args.batch_size, args.patience, args.seed)
+            rows.append(row(label, name, net, data, res, args.continuous_epochs))
+            report(rows[-1])
+        if MixtureOfGaussiansMADE is None:
+            continue
+        peers = {
+            # num_blocks=0 / 1 without residual blocks: exactly 1 / 2 masked hidden layers of h units.
+            f"nflows MoG-MADE 1x{h}, K={k}": dict(num_blocks=0, use_residual_blocks=False),
+            f"nflows MoG-MADE 2x{h}, K={k}": dict(num_blocks=1, use_residual_blocks=False),
+            f"nflows MoG-MADE residual (default, 2 blocks), {h}, K={k}": dict(num_blocks=2, use_residual_blocks=True),
+        }
+        for name, kwargs in peers.items():
+            torch.manual_seed(args.seed)
+            peer = MixtureOfGaussiansMADE(features=n, hidden_features=h, num_mixture_components=k, **kwargs)
+            loss = lambda x, peer=peer: -peer.log_prob(x).mean()  # noqa: E731
+            nll = lambda x, peer=peer: -peer.log_prob(x)  # noqa: E731
+            res = fit(peer, loss, nll, data, args.continuous_epochs, args.lr, args.batch_size, args.patience, args.seed)
+            rows.append(row(label, name, peer, data, res, args.continuous_epochs))
+            report(rows[-1])
+    if MixtureOfGaussiansMADE is None:
+        return "nflows not importable: run `bash benchmarks/nflows_env.sh` and use benchmarks/.venv-nflows/bin/python"
+    return None
+
+
+def row(dataset: str, model: str, module: nn.Module, data: Dict[str, Tensor], res: Dict[str, Any], budget: int):
+    n = data["train"].shape[1]
+    return {"dataset": dataset, "model": model, "params": num_params(module), "dims": n,
+            "test_bits_per_dim": res["test_nll"] / (n * math.log(2)), "epoch_budget": budget,
+            "train_rows": len(data["train"]), **res}
+
+
+def report(r: Dict[str, Any]) -> None:
+    print(f"  {r['dataset']:<34} {r['model']:<52} test NLL {r['test_nll']:9.3f} nats "
+          f"({r['test_bits_per_dim']:.4f} bits/dim), best epoch {r['best_epoch']}/{r['epochs_run']}, "
+          f"{r['train_seconds']:.0f} s", flush=True)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--groups", default="digits,fashion,continuous", help="comma-separated subset")
+    parser.add_argument("--digits-epochs", type=int, default=150)
+    parser.add_argument("--fashion-epochs", type=int, default=10, help="FVSBN and MADE on Fashion-MNIST")
+    parser.add_argument("--fashion-nade-epochs", type=int, default=3, help="NADE on Fashion-MNIST (the slow one)")
+    parser.add_argument("--fashion-max-train", type=int, default=None, help="use only the first N rows of each split")
+    parser.add_argument("--continuous-epochs", type=int, default=300)
+    parser.add_argument("--continuous-hidden", type=int, default=128)
+    parser.add_argument("--components", type=int, default=5, help="mixture components K")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--patience", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="few epochs and a Fashion-MNIST subset: a smoke run")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/likelihood[_quick].json)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.quick:
+        args.digits_epochs, args.fashion_epochs, args.fashion_nade_epochs = 5, 1, 1
+        args.fashion_max_train, args.continuous_epochs = 2000, 5
+    groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+    unknown = set(groups) - {"digits", "fashion", "continuous"}
+    if unknown:
+        raise SystemExit(f"unknown groups {sorted(unknown)}: choose from digits, fashion, continuous")
+    started = time.perf_counter()
+    info = machine_info("cpu")
+    print(f"# pyro_ar likelihood benchmarks ({', '.join(groups)})")
+    print(f"{info['cpu']}, {info['logical_cores']} logical cores, torch {info['torch']} with "
+          f"{info['torch_threads']} threads; load average {info.get('load_average_1_5_15min')}", flush=True)
+    rows: List[Dict[str, Any]] = []
+    notes = []
+    if "digits" in groups:
+        run_digits(args, rows)
+    if "fashion" in groups:
+        run_fashion(args, rows)
+    if "continuous" in groups:
+        note = run_continuous(args, rows)
+        if note:
+            notes.append(note)
+    print()
+    print(markdown_table(
+        ["data", "model", "params", "test NLL (nats)", "bits/dim", "valid NLL", "best/run epochs", "train s"],
+        [[r["dataset"], r["model"], r["params"], r["test_nll"], r["test_bits_per_dim"], r["valid_nll"],
+          f"{r['best_epoch']}/{r['epochs_run']}", r["train_seconds"]] for r in rows]))
+    for note in notes:
+        print(f"\n{note}")
+    info["load_average_at_end"] = machine_info("cpu").get("load_average_1_5_15min")
+    result = {"date": now_iso(), "command": command_line(), "machine": info, "settings": vars(args), "rows": rows,
+              "notes": notes, "wall_seconds": time.perf_counter() - started}
+    out = args.out or RESULTS_DIR / f"likelihood{'_quick' if args.quick else ''}.json"
+    write_json(out, result)
+    print(f"\nwrote {out} ({result['wall_seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,500 @@
+"""The ``pyro-ar`` program: fit, sample from and evaluate AR models on the digits or your data.
+
+::
+
+    pyro-ar fit --model made --conditional bernoulli --out runs/made
+    pyro-ar sample --checkpoint runs/made/model.pt -n 64 --out samples.png
+    pyro-ar evaluate --checkpoint runs/made/model.pt --data digits
+    torchrun --nproc_per_node 2 -m pyro_ar fit --model nade --out runs/nade   # DDP, gloo on CPU
+
+``fit`` writes ``model.pt`` (a :func:`pyro_ar.save` checkpoint), ``metrics.json``,
+``samples.png`` and ``learning_curve.png`` into ``--out``. The directory is assembled in a
+temporary sibling and renamed into place only when everything is written, so a failed or
+interrupted run never leaves a directory that looks complete. Every input is checked
+before training starts; a problem prints ``pyro-ar: error: ...`` and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from pyro_ar.checkpoint import plain_hparams, load_checkpoint, save
+from pyro_ar.conditionals import Bernoulli, Categorical, MixtureOfGaussians
+from pyro_ar.data_files import CONDITIONALS, DataSet, load_dataset, square_side
+from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
+from pyro_ar.training import (
+    DistributedInfo,
+    bits_per_dim,
+    evaluate_nll,
+    resolve_device,
+    setup_distributed,
+    teardown_distributed,
+    train,
+)
+
+__all__ = ["main", "build_parser", "build_model", "OUTPUT_FILES"]
+
+#: The files ``fit`` writes into ``--out``.
+OUTPUT_FILES = ("model.pt", "metrics.json", "samples.png", "learning_curve.png")
+MODELS = ("fvsbn", "nade", "made")
+ORDERS = {"identity": None, "reverse": "reverse", "random": "random"}
+#: Learning rates that converge within the default epochs on the digits without diverging.
+DEFAULT_LR = {"fvsbn": 1e-2, "nade": 1e-2, "made": 3e-3}
+
+
+class UsageError(ValueError):
+    """A bad command-line value, reported like any other input error."""
+
+
+# ---- argument parsing --------------------------------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``pyro-ar`` (sub-commands ``fit``, ``sample``, ``evaluate``)."""
+    parser = argparse.ArgumentParser(prog="pyro-ar", description="Autoregressive density models (FVSBN, NADE, MADE).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    fit = sub.add_parser("fit", help="train a model, report test NLL, write checkpoint, metrics and plots")
+    fit.add_argument("--model", choices=MODELS, default="made", help="the conditioner (default: made)")
+    fit.add_argument("--conditional", choices=CONDITIONALS, default="bernoulli", help="the per-variable head")
+    fit.add_argument(
+        "--data", default="digits", help="digits (embedded, default), fashion-mnist, or a .npy/.npz/.csv/IDX file"
+    )
+    fit.add_argument("--levels", type=_positive_int, help="categorical levels K (default 4 for images, max+1 for files)")
+    fit.add_argument("--threshold", type=float, help="binarize file data with x > T for the bernoulli head")
+    fit.add_argument("--components", type=_positive_int, default=5, help="mixture components for mog (default 5)")
+    fit.add_argument("--hidden-size", type=_positive_int, help="NADE hidden units / MADE layer width (default 128 / 512)")
+    fit.add_argument("--num-layers", type=_positive_int, default=1, help="MADE hidden layers (default 1)")
+    fit.add_argument("--num-masks", type=_positive_int, default=1, help="MADE masks/orders (default 1)")
+    fit.add_argument("--order", choices=sorted(ORDERS), default="identity", help="variable order (default identity)")
+    fit.add_argument("--epochs", type=_positive_int, default=200, help="maximum epochs (default 200)")
+    fit.add_argument("--batch-size", type=_positive_int, default=100, help="global minibatch size (default 100)")
+    fit.add_argument(
+        "--lr", type=_positive_float, help="Adam learning rate (default 1e-2 for fvsbn and nade, 3e-3 for made)"
+    )
+    fit.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience in epochs (default 20)")
+    fit.add_argument("--max-train", type=_positive_int, help="use only the first N training rows")
+    fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fit.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    fit.add_argument(
+        "--threads", type=_positive_int, default=1, help="CPU threads per process (default 1: the models are small)"
+    )
+    fit.add_argument("--out", help="output directory (default runs/<model>-<conditional>)")
+    fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
+    fit.add_argument("--num-samples", type=_positive_int, default=64, help="samples in samples.png (default 64)")
+    fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    smp = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid (or a .npy array)")
+    smp.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
+    smp.add_argument("-n", "--num-samples", type=_positive_int, default=64, help="how many samples (default 64)")
+    smp.add_argument("--out", default="samples.png", help="output .png (a grid) or .npy (the values)")
+    smp.add_argument("--temperature", type=_positive_float, default=1.0, help="logit temperature (discrete heads)")
+    smp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    smp.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
+
+    ev = sub.add_parser("evaluate", help="report the NLL of a checkpoint on a data split")
+    ev.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
+    ev.add_argument("--data", help="digits, fashion-mnist or a file (default: the data the model was trained on)")
+    ev.add_argument("--split", choices=("train", "valid", "test", "all"), default="test", help="default test")
+    ev.add_argument("--batch-size", type=_positive_int, default=1000, help="evaluation batch size")
+    ev.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
+    ev.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    return parser
+
+
+# ---- models --------------------------------------------------------------------------------------
+
+
+def build_model(args: argparse.Namespace, data: DataSet) -> AutoregressiveModel:
+    """The model that ``fit`` trains, sized for ``data``."""
+    if args.conditional == "bernoulli":
+        head = Bernoulli()
+    elif args.conditional == "categorical":
+        head = Categorical(int(data.preprocessing["levels"]))
+    else:
+        head = MixtureOfGaussians(args.components)
+    n, order = data.event_size, ORDERS[args.order]
+    seed = args.seed if order == "random" or args.num_masks > 1 else None
+    if args.model == "fvsbn":
+        return FVSBN(n, conditional=head, order=order, seed=seed)
+    if args.model == "nade":
+        return NADE(n, hidden_size=args.hidden_size or 128, conditional=head, order=order, seed=seed)
+    width = args.hidden_size or 512
+    return MADE(n, [width] * args.num_layers, conditional=head, num_masks=args.num_masks, order=order, seed=seed)
+
+
+# ---- output directory ----------------------------------------------------------------------------
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse a file, or a non-empty directory without ``overwrite``, before any training."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UsageError(f"--out {str(out)!r} exists and is not empty; pass --overwrite to replace it")
+
+
+class StagedDir:
+    """A temporary sibling of ``out`` that replaces it only on :meth:`commit`."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+
+    def commit(self) -> None:
+        old = None
+        if self.out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
+            os.rename(self.out, old / "dir")
+        os.rename(self.path, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def abort(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+# ---- plots -----------------------------------------------------------------------------------------
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_display(samples: torch.Tensor, preprocessing: Dict[str, Any]) -> np.ndarray:
+    """Model-space samples ``(N, n)`` -> values in data units (for .npy) as float64."""
+    x = samples.double().cpu()
+    if preprocessing.get("kind") == "mog":
+        x = x * torch.tensor(preprocessing["std"], dtype=torch.float64) + torch.tensor(
+            preprocessing["mean"], dtype=torch.float64
+        )
+    return x.numpy()
+
+
+def _intensity(values: np.ndarray, preprocessing: Dict[str, Any]) -> np.ndarray:
+    """Data-unit values -> grey intensities in [0, 1] for plotting."""
+    kind = preprocessing.get("kind")
+    if kind == "bernoulli":
+        return values
+    if kind == "categorical":
+        return values / max(int(preprocessing["levels"]) - 1, 1)
+    top = preprocessing.get("max_level")
+    if top is not None:  # dequantized grey levels live in [0, max_level + 1)
+        return np.clip(values / (top + 1), 0.0, 1.0)
+    lo, hi = np.percentile(values, [1, 99])
+    return np.clip((values - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+
+
+def save_sample_grid(
+    values: np.ndarray, path: Path, preprocessing: Dict[str, Any], image_shape: Optional[Sequence[int]]
+) -> None:
+    """A PNG grid of samples ``(N, n)``: images when ``n`` is a square (or ``image_shape``), else rows."""
+    plt = _pyplot()
+    grey = _intensity(values, preprocessing)
+    num, n = grey.shape
+    side = square_side(n)
+    shape = tuple(image_shape) if image_shape else ((side, side) if side else None)
+    if shape is None:  # not images: one row of n pixels per sample
+        fig, ax = plt.subplots(figsize=(min(2 + n / 8, 16), min(1 + num / 8, 12)))
+        ax.imshow(grey, cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+        ax.set_xlabel("variable")
+        ax.set_ylabel("sample")
+    else:
+        cols = math.ceil(math.sqrt(num))
+        rows = math.ceil(num / cols)
+        h, w = shape
+        canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1))
+        for k in range(num):
+            r, c = divmod(k, cols)
+            canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = grey[k].reshape(h, w)
+        fig, ax = plt.subplots(figsize=(max(2.0, cols * 0.6), max(2.0, rows * 0.6)))
+        ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def save_learning_curve(history: Dict[str, Any], path: Path, title: str) -> None:
+    """Training loss and validation NLL per epoch, with the kept epoch marked."""
+    plt = _pyplot()
+    epochs = np.arange(1, len(history["train_loss"]) + 1)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, history["train_loss"], label="train loss", marker="." if len(epochs) < 30 else None)
+    ax.plot(epochs, history["valid_nll"], label="validation NLL", marker="." if len(epochs) < 30 else None)
+    if history["best_epoch"]:
+        ax.axvline(history["best_epoch"], color="grey", linestyle=":", label=f"best epoch {history['best_epoch']}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("nats per example")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---- metrics -----------------------------------------------------------------------------------------
+
+
+def nll_report(nll: float, data: DataSet, prefix: str) -> Dict[str, Any]:
+    """NLL in nats and bits/dim; for mog also in data units and, for dequantized integer data,
+    the discrete bits/dim bound."""
+    n = data.event_size
+    out: Dict[str, Any] = {f"{prefix}_nll": nll, f"{prefix}_bits_per_dim": bits_per_dim(nll, n)}
+    if data.conditional == "mog":
+        raw = nll + data.log_scale
+        out[f"{prefix}_nll_data_units"] = raw
+        if data.preprocessing.get("dequantize"):
+            out[f"{prefix}_bits_per_dim_discrete"] = bits_per_dim(raw, n)
+    return out
+
+
+def _density_note(data: DataSet) -> str:
+    if data.conditional != "mog":
+        return "discrete: NLL = -log P(x) of the prepared (binarized/quantized) data, in nats per example"
+    note = (
+        "continuous: NLL = -log p(z) of the continuous density of the standardized data z = (x - mean) / std, "
+        "in nats per example; *_nll_data_units adds sum(log std) (the density of x itself)"
+    )
+    if data.preprocessing.get("dequantize"):
+        note += (
+            "; x is the integer grey level plus uniform [0, 1) noise, so *_bits_per_dim_discrete is an upper "
+            "bound on the discrete NLL of the grey levels, in bits per dimension"
+        )
+    return note
+
+
+def _format_nll(label: str, report: Dict[str, Any], prefix: str) -> str:
+    line = f"{label} NLL: {report[prefix + '_nll']:.4f} nats ({report[prefix + '_bits_per_dim']:.4f} bits/dim)"
+    if prefix + "_bits_per_dim_discrete" in report:
+        line += f"; dequantized-discrete bound {report[prefix + '_bits_per_dim_discrete']:.4f} bits/dim"
+    return line
+
+
+# ---- commands ----------------------------------------------------------------------------------------
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    if args.model != "made" and (args.num_masks != 1 or args.num_layers != 1):
+        raise UsageError("--num-masks and --num-layers apply to --model made only")
+    if args.levels is not None and args.conditional != "categorical":
+        raise UsageError("--levels applies to --conditional categorical only")
+    if args.threshold is not None and args.conditional != "bernoulli":
+        raise UsageError("--threshold applies to --conditional bernoulli only")
+    out = Path(args.out or f"runs/{args.model}-{args.conditional}")
+    check_out_dir(out, args.overwrite)
+    data = load_dataset(
+        args.data, args.conditional, levels=args.levels, threshold=args.threshold, max_train=args.max_train
+    )
+    resolve_device(args.device)  # a bad --device fails here, before any process group
+    info = setup_distributed(args.device)
+    if args.batch_size % info.world_size:
+        teardown_distributed(info)
+        raise UsageError(f"--batch-size {args.batch_size} must be divisible by the number of processes ({info.world_size})")
+    try:
+        return _fit(args, data, out, info, t0)
+    finally:
+        teardown_distributed(info)
+
+
+def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedInfo, t0: float) -> int:
+    torch.set_num_threads(args.threads)
+    _seed_all(args.seed)
+    net = build_model(args, data).to(info.device)
+    say = print if info.is_main else (lambda *a, **k: None)
+    say(
+        f"pyro-ar fit: {args.model} x {args.conditional} on {data.name} (n={data.event_size}, "
+        f"train {len(data.train)}, valid {len(data.valid)}, test {len(data.test)}), "
+        f"{sum(p.numel() for p in net.parameters())} parameters, device {info.device}, "
+        f"{info.world_size} process(es)"
+    )
+    history = train(
+        net,
+        data.train,
+        data.valid,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr or DEFAULT_LR[args.model],
+        patience=args.patience,
+        seed=args.seed,
+        info=info,
+        progress=not args.no_progress,
+    )
+    test = evaluate_nll(net, data.test, info=info)
+    valid = evaluate_nll(net, data.valid, info=info)
+    if not info.is_main:
+        return 0
+    report = {**nll_report(test, data, "test"), **nll_report(valid, data, "valid")}
+    say(_format_nll("test", report, "test"))
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        samples = net().sample((args.num_samples,)).cpu()
+    metrics: Dict[str, Any] = {
+        "command": "fit",
+        "model": args.model,
+        "conditional": args.conditional,
+        "data": data.name,
+        "event_size": data.event_size,
+        "num_train": len(data.train),
+        "num_valid": len(data.valid),
+        "num_test": len(data.test),
+        "density": _density_note(data),
+        **report,
+        "first_step_loss": history.first_step_loss,
+        "best_epoch": history.best_epoch,
+        "epochs_run": history.epochs_run,
+        "stopped_early": history.stopped_early,
+        "train_seconds": history.seconds,
+        "history": history.to_dict(),
+        "hparams": plain_hparams(net),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("command", "func")},
+        "world_size": info.world_size,
+        "device": str(info.device),
+        "torch_version": torch.__version__,
+    }
+    stage = StagedDir(out)
+    try:
+        save(
+            net,
+            stage.path / "model.pt",
+            data=data.name,
+            conditional=args.conditional,
+            preprocessing=data.preprocessing,
+            image_shape=list(data.image_shape) if data.image_shape else None,
+            log_scale=data.log_scale,
+            metrics={k: v for k, v in report.items()},
+            seed=args.seed,
+        )
+        save_sample_grid(to_display(samples, data.preprocessing), stage.path / "samples.png", data.preprocessing, data.image_shape)
+        save_learning_curve(history.to_dict(), stage.path / "learning_curve.png", f"{args.model} / {args.conditional} on {Path(data.name).name}")
+        metrics["total_seconds"] = time.perf_counter() - t0
+        (stage.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        stage.commit()
+    except BaseException:
+        stage.abort()
+        raise
+    say(f"wrote {', '.join(OUTPUT_FILES)} to {out}/ in {metrics['total_seconds']:.1f} s")
+    return 0
+
+
+def _data_for_checkpoint(extra: Dict[str, Any], source: Optional[str], net: AutoregressiveModel) -> DataSet:
+    conditional, prep = extra.get("conditional"), extra.get("preprocessing")
+    if conditional not in CONDITIONALS or not isinstance(prep, dict):
+        raise ValueError("the checkpoint has no data preprocessing metadata; was it written by `pyro-ar fit`?")
+    source = source or extra.get("data")
+    if not source:
+        raise UsageError("give --data: the checkpoint does not say which data it was trained on")
+    data = load_dataset(source, conditional, preprocessing=prep)
+    if data.event_size != net.event_size:
+        raise ValueError(
+            f"{data.name} has {data.event_size} variables per example, but the checkpoint's model has "
+            f"event_size={net.event_size}"
+        )
+    return data
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    ckpt = load_checkpoint(args.checkpoint)
+    data = _data_for_checkpoint(ckpt.extra, args.data, ckpt.model)
+    device = resolve_device(args.device)
+    net = ckpt.model.to(device)
+    rows = data.split(args.split)
+    nll = evaluate_nll(net, rows, batch_size=args.batch_size, info=DistributedInfo(device=device))
+    report = {"checkpoint": str(args.checkpoint), "data": data.name, "split": args.split, "num_examples": len(rows)}
+    report.update(nll_report(nll, data, args.split))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(_format_nll(f"{args.split}", report, args.split) + f" on {len(rows)} examples of {data.name}")
+    return 0
+
+
+def run_sample(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".npy"):
+        raise UsageError(f"--out must end in .png or .npy, got {str(out)!r}")
+    if out.parent and not out.parent.exists():
+        raise UsageError(f"the folder of --out, {str(out.parent)!r}, does not exist")
+    ckpt = load_checkpoint(args.checkpoint)
+    prep = ckpt.extra.get("preprocessing") or {"kind": _head_kind(ckpt.model)}
+    device = resolve_device(args.device)
+    net = ckpt.model.to(device)
+    torch.manual_seed(args.seed)
+    with torch.no_grad():
+        samples = net().sample((args.num_samples,), temperature=args.temperature).cpu()
+    values = to_display(samples, prep)
+    if out.suffix.lower() == ".npy":
+        np.save(out, values)
+    else:
+        save_sample_grid(values, out, prep, ckpt.extra.get("image_shape"))
+    print(f"wrote {args.num_samples} samples to {out}")
+    return 0
+
+
+def _head_kind(net: AutoregressiveModel) -> str:
+    return {Bernoulli: "bernoulli", Categorical: "categorical", MixtureOfGaussians: "mog"}[type(net.conditional)]
+
+
+COMMANDS = {"fit": run_fit, "sample": run_sample, "evaluate": run_evaluate}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point of ``pyro-ar`` and ``python -m pyro_ar``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (ValueError, FloatingPointError) as err:
+        print(f"pyro-ar: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("pyro-ar: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,513 @@
+"""Data for the ``pyro-ar`` program: the embedded digits, Fashion-MNIST, and user files.
+
+A *source* gives raw arrays split into train/valid/test; :func:`load_dataset` then
+prepares them for one kind of conditional head and checks that they fit it:
+
+* ``"bernoulli"``: float 0/1. Image sources are thresholded at half their range; a file
+  must already hold 0/1 values unless a ``threshold`` is given.
+* ``"categorical"``: long in ``0..K-1``. Image sources are quantized to ``levels`` grey
+  levels; a file must hold non-negative integers (``K`` defaults to its maximum + 1).
+* ``"mog"`` (mixture of Gaussians): float, standardized with the training split's
+  per-variable mean and std. Image sources (integer grey levels) are dequantized first
+  (uniform noise in [0, 1)), so the discrete NLL can be bounded by the continuous one.
+
+Sources: ``"digits"`` (embedded, 8x8), ``"fashion-mnist"`` (the Debian package
+``dataset-fashion-mnist``, IDX files), or a path to a ``.npy``, ``.npz``, ``.csv`` or IDX
+(``-ubyte``/``.gz``) file. Every problem (missing file, wrong shape, non-numeric or
+non-finite entries, values that do not fit the head) raises ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from pyro_ar.datasets import DIGITS_MAX_LEVEL, binarize, dequantize, digits_split, quantize
+
+__all__ = [
+    "DataSet",
+    "CONDITIONALS",
+    "load_dataset",
+    "load_source",
+    "read_array_file",
+    "read_csv",
+    "read_idx",
+    "write_idx",
+    "load_fashion_mnist",
+    "FASHION_MNIST_DIRS",
+    "square_side",
+]
+
+CONDITIONALS = ("bernoulli", "categorical", "mog")
+SPLIT_NAMES = ("train", "valid", "test")
+#: Where the Debian package ``dataset-fashion-mnist`` puts its files (first match wins);
+#: the environment variable ``PYRO_AR_FASHION_MNIST_DIR`` is searched first.
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist")
+FASHION_MNIST_VALID = 5000
+_FILE_SPLIT_SEED = 0
+_STD_FLOOR = 1e-2
+
+
+@dataclass
+class RawSource:
+    """Raw splits of a source, each ``(N, n)`` float64, before any preprocessing."""
+
+    name: str
+    splits: Dict[str, np.ndarray]
+    image_shape: Optional[Tuple[int, int]] = None
+    max_level: Optional[int] = None  # integer grey levels 0..max_level (image sources)
+
+
+@dataclass
+class DataSet:
+    """Train/valid/test tensors ``(N, n)`` prepared for one conditional head.
+
+    Attributes:
+        name: ``"digits"``, ``"fashion-mnist"`` or the absolute path of a file.
+        conditional: ``"bernoulli"``, ``"categorical"`` or ``"mog"``.
+        preprocessing: plain description (stored in checkpoints, re-applied by ``evaluate``):
+            ``kind``, and ``threshold``/``levels``/``mean``/``std``/``dequantize``/``max_level``.
+        image_shape: ``(h, w)`` for image data, else ``None``.
+        log_scale: ``sum_i log std_i`` for ``"mog"`` (0 otherwise): add it to an NLL of the
+            standardized data to get the NLL in the data's own units.
+    """
+
+    name: str
+    conditional: str
+    train: Tensor
+    valid: Tensor
+    test: Tensor
+    preprocessing: Dict[str, Any] = field(default_factory=dict)
+    image_shape: Optional[Tuple[int, int]] = None
+    log_scale: float = 0.0
+
+    @property
+    def event_size(self) -> int:
+        return self.train.shape[-1]
+
+    def split(self, name: str) -> Tensor:
+        """One split by name, or ``"all"`` (train, valid and test concatenated)."""
+        if name == "all":
+            return torch.cat([self.train, self.valid, self.test])
+        if name not in SPLIT_NAMES:
+            raise ValueError(f"split must be one of {list(SPLIT_NAMES) + ['all']}, got {name!r}")
+        return getattr(self, name)
+
+
+# ---- file readers ----------------------------------------------------------------------------
+
+_IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def _open_maybe_gzip(path: Path):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+
+
+def read_idx(path: "str | os.PathLike[str]") -> np.ndarray:
+    """Read an IDX file (the MNIST format), gzip-compressed or not, into a numpy array.
+
+    Layout: two zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of
+    dimensions, each dimension as a big-endian int32, then the values (big-endian).
+    """
+    path = _existing_file(path)
+    try:
+        with _open_maybe_gzip(path) as f:
+            blob = f.read()
+    except (OSError, EOFError) as err:
+        raise ValueError(f"cannot read IDX file {str(path)!r}: {err}") from err
+    if len(blob) < 4 or blob[0] != 0 or blob[1] != 0 or blob[2] not in _IDX_TYPES:
+        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
+    ndim = blob[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(blob) < header:
+        raise ValueError(f"IDX file {str(path)!r} has a truncated header")
+    shape = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_IDX_TYPES[blob[2]])
+    expected = header + dtype.itemsize * math.prod(shape)
+    if len(blob) != expected:
+        raise ValueError(
+            f"IDX file {str(path)!r} is truncated or has trailing data: shape {shape} needs "
+            f"{expected} bytes, found {len(blob)}"
+        )
+    return np.frombuffer(blob, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def write_idx(path: "str | os.PathLike[str]", array: np.ndarray, compress: Optional[bool] = None) -> None:
+    """Write ``array`` as an IDX file (gzip-compressed when ``path`` ends in ``.gz``)."""
+    array = np.asarray(array)
+    codes = {np.dtype(v).newbyteorder("="): k for k, v in _IDX_TYPES.items()}
+    code = codes.get(array.dtype.newbyteorder("="))
+    if code is None:
+        raise ValueError(f"IDX cannot store dtype {array.dtype}")
+    header = bytes([0, 0, code, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    blob = header + array.astype(_IDX_TYPES[code]).tobytes()
+    compress = str(path).endswith(".gz") if compress is None else compress
+    with (gzip.open(path, "wb") if compress else open(path, "wb")) as f:
+        f.write(blob)
+
+
+def _existing_file(path: "str | os.PathLike[str]") -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"data file {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ValueError(f"data path {str(p)!r} is not a file")
+    return p
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_csv(path: "str | os.PathLike[str]") -> np.ndarray:
+    """Read a comma-separated file of numbers, one example per row, into ``(N, n)`` float64.
+
+    A first row that is not numeric is taken as a header and skipped; blank lines and lines
+    starting with ``#`` are ignored. A non-numeric entry or a ragged row raises ``ValueError``
+    with its line and column.
+    """
+    path = _existing_file(path)
+    rows: List[List[float]] = []
+    width = None
+    with open(path, newline="") as f:
+        try:
+            lines = list(enumerate(csv.reader(f), start=1))
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot parse CSV file {str(path)!r}: {err}") from err
+    lines = [(i, r) for i, r in lines if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    if lines and not all(_is_number(c) for c in lines[0][1]) and not any(_is_number(c) for c in lines[0][1]):
+        lines = lines[1:]  # a header row
+    for lineno, row in lines:
+        if width is None:
+            width = len(row)
+        elif len(row) != width:
+            raise ValueError(f"{str(path)!r} line {lineno} has {len(row)} columns, expected {width} like the first row")
+        values = []
+        for col, cell in enumerate(row, start=1):
+            try:
+                values.append(float(cell))
+            except ValueError:
+                raise ValueError(
+                    f"{str(path)!r} line {lineno}, column {col}: {cell.strip()!r} is not a number "
+                    "(entries must be numeric)"
+                ) from None
+        rows.append(values)
+    if not rows:
+        raise ValueError(f"CSV file {str(path)!r} holds no data rows")
+    return np.asarray(rows, dtype=np.float64)
+
+
+def _numeric(array: Any, what: str) -> np.ndarray:
+    array = np.asarray(array)
+    if array.dtype == bool:
+        return array.astype(np.float64)
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        raise ValueError(f"{what} holds non-numeric entries (dtype {array.dtype}); entries must be numbers")
+    return array
+
+
+def read_array_file(path: "str | os.PathLike[str]") -> Dict[str, np.ndarray]:
+    """Read a data file into named arrays: ``{"data": array}`` or the ``.npz``'s arrays.
+
+    Accepts ``.npy``, ``.npz``, ``.csv`` (and ``.txt``) and IDX files (``*-ubyte``, ``.idx``,
+    optionally ``.gz``). Pickled (object) arrays are refused.
+    """
+    path = _existing_file(path)
+    suffixes = "".join(path.suffixes).lower()
+    name = path.name.lower()
+    try:
+        if suffixes.endswith(".npy"):
+            return {"data": _numeric(np.load(path, allow_pickle=False), repr(str(path)))}
+        if suffixes.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as npz:
+                if not npz.files:
+                    raise ValueError(f"{str(path)!r} holds no arrays")
+                return {k: _numeric(npz[k], f"{str(path)!r} array {k!r}") for k in npz.files}
+    except (OSError, EOFError, zipfile.BadZipFile) as err:
+        raise ValueError(f"cannot read {str(path)!r} (corrupt or not a numpy file): {err}") from err
+    except ValueError as err:
+        if "pickle" in str(err).lower() or "object arrays" in str(err).lower():
+            raise ValueError(f"{str(path)!r} holds non-numeric (object) entries; entries must be numbers") from err
+        if "non-numeric" in str(err) or "holds no arrays" in str(err):
+            raise
+        raise ValueError(f"cannot read {str(path)!r} (corrupt or not a numpy file): {err}") from err
+    if suffixes.endswith((".csv", ".txt")):
+        return {"data": read_csv(path)}
+    if "ubyte" in name or suffixes.endswith((".idx", ".gz")):
+        return {"data": read_idx(path)}
+    raise ValueError(f"unsupported data file {str(path)!r}: use .npy, .npz, .csv or an IDX (-ubyte[.gz]) file")
+
+
+# ---- sources ---------------------------------------------------------------------------------
+
+
+def _flatten(array: np.ndarray, what: str) -> Tuple[np.ndarray, Optional[Tuple[int, int]]]:
+    if array.ndim == 2:
+        return array, None
+    if array.ndim == 3:
+        return array.reshape(array.shape[0], -1), (int(array.shape[1]), int(array.shape[2]))
+    raise ValueError(
+        f"{what} has shape {tuple(array.shape)}; expected a 2-D array (examples, variables) "
+        "or a 3-D stack of images (examples, height, width)"
+    )
+
+
+def _check_finite(array: np.ndarray, what: str) -> None:
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        r, c = np.argwhere(~np.isfinite(array))[0]
+        raise ValueError(f"{what} has a non-finite entry ({array[r, c]}) at row {r}, column {c}")
+
+
+def _split_rows(data: np.ndarray, fractions=(0.8, 0.1, 0.1)) -> Dict[str, np.ndarray]:
+    """A fixed seeded split of one array into train/valid/test (at least one row each)."""
+    n = data.shape[0]
+    if n < 3:
+        raise ValueError(f"data needs at least 3 rows to split into train/valid/test, got {n}")
+    perm = np.random.default_rng(_FILE_SPLIT_SEED).permutation(n)
+    n_valid = max(1, int(round(fractions[1] * n)))
+    n_test = max(1, int(round(fractions[2] * n)))
+    n_train = n - n_valid - n_test
+    return {
+        "train": data[perm[:n_train]],
+        "valid": data[perm[n_train : n_train + n_valid]],
+        "test": data[perm[n_train + n_valid :]],
+    }
+
+
+def _file_source(path: "str | os.PathLike[str]") -> RawSource:
+    path = Path(path)
+    arrays = read_array_file(path)
+    what = lambda key: repr(str(path)) if key == "data" else f"{str(path)!r} array {key!r}"  # noqa: E731
+    aliases = {"validation": "valid", "val": "valid"}
+    named = {aliases.get(k, k): v for k, v in arrays.items()}
+    shapes = {}
+    flat = {}
+    for key, arr in named.items():
+        flat[key], shapes[key] = _flatten(arr, what(key))
+    if "train" in flat:
+        if "test" not in flat:
+            raise ValueError(f"{str(path)!r} has a 'train' array but no 'test' array (found {sorted(arrays)})")
+        splits = {"train": flat["train"], "test": flat["test"]}
+        if "valid" in flat:
+            splits["valid"] = flat["valid"]
+        else:  # carve the validation set out of the training set
+            part = _split_rows(flat["train"], (0.9, 0.1, 0.0))
+            splits["train"], splits["valid"] = np.concatenate([part["train"], part["test"]]), part["valid"]
+    elif len(flat) == 1:
+        splits = _split_rows(next(iter(flat.values())))
+    else:
+        raise ValueError(
+            f"{str(path)!r} holds several arrays {sorted(arrays)}; expected one array, or 'train', 'test' "
+            "(and optionally 'valid')"
+        )
+    sizes = {k: v.shape[1] for k, v in splits.items()}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"{str(path)!r}: the splits have different numbers of variables {sizes}")
+    for key, arr in splits.items():
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise ValueError(f"{str(path)!r}: split {key!r} is empty (shape {tuple(arr.shape)})")
+        _check_finite(arr, f"{str(path)!r} ({key} split)")
+    image_shapes = {s for s in shapes.values() if s is not None}
+    image_shape = image_shapes.pop() if len(image_shapes) == 1 else None
+    splits = {k: v.astype(np.float64) for k, v in splits.items()}
+    return RawSource(str(path.resolve()), splits, image_shape=image_shape)
+
+
+def _fashion_dir() -> Optional[Path]:
+    candidates = [os.environ.get("PYRO_AR_FASHION_MNIST_DIR"), *FASHION_MNIST_DIRS]
+    for c in candidates:
+        if c and (Path(c) / "train-images-idx3-ubyte.gz").is_file() and (Path(c) / "t10k-images-idx3-ubyte.gz").is_file():
+            return Path(c)
+    return None
+
+
+def load_fashion_mnist(root: "str | os.PathLike[str] | None" = None) -> Tuple[np.ndarray, np.ndarray]:
+    """The Fashion-MNIST images ``(train (60000, 28, 28), test (10000, 28, 28))`` uint8 in 0..255.
+
+    Read from ``root`` or from the Debian package ``dataset-fashion-mnist``; a clear
+    ``ValueError`` says how to install it when the files are missing.
+    """
+    folder = Path(root) if root is not None else _fashion_dir()
+    if folder is None or not (folder / "train-images-idx3-ubyte.gz").is_file():
+        looked = [str(root)] if root is not None else [d for d in FASHION_MNIST_DIRS]
+        raise ValueError(
+            "Fashion-MNIST is not installed: install the Debian package with "
+            f"`apt-get install dataset-fashion-mnist` (looked in {looked}; or set PYRO_AR_FASHION_MNIST_DIR)"
+        )
+    return read_idx(folder / "train-images-idx3-ubyte.gz"), read_idx(folder / "t10k-images-idx3-ubyte.gz")
+
+
+def load_source(source: str) -> RawSource:
+    """Raw splits of ``"digits"``, ``"fashion-mnist"`` or a data file path."""
+    if source == "digits":
+        splits = {s: digits_split(s)[0].numpy().astype(np.float64) for s in SPLIT_NAMES}
+        return RawSource("digits", splits, image_shape=(8, 8), max_level=DIGITS_MAX_LEVEL)
+    if source in ("fashion-mnist", "fashion_mnist"):
+        train, test = load_fashion_mnist()
+        train = train.reshape(len(train), -1).astype(np.float64)
+        splits = {
+            "train": train[:-FASHION_MNIST_VALID],
+            "valid": train[-FASHION_MNIST_VALID:],
+            "test": test.reshape(len(test), -1).astype(np.float64),
+        }
+        return RawSource("fashion-mnist", splits, image_shape=(28, 28), max_level=255)
+    return _file_source(source)
+
+
+# ---- preprocessing ---------------------------------------------------------------------------
+
+
+def _first_bad(mask: np.ndarray) -> Tuple[int, int]:
+    r, c = np.argwhere(mask)[0]
+    return int(r), int(c)
+
+
+def _binary(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
+    threshold = prep.get("threshold")
+    if threshold is None and raw.max_level is not None:
+        threshold = raw.max_level / 2
+    out = {}
+    for key, arr in raw.splits.items():
+        if threshold is not None:
+            out[key] = torch.from_numpy((arr > threshold).astype(np.float32))
+            continue
+        bad = (arr != 0) & (arr != 1)
+        if bad.any():
+            r, c = _first_bad(bad)
+            raise ValueError(
+                f"{raw.name}: values do not fit the bernoulli conditional: found {arr[r, c]:g} at row {r}, "
+                f"column {c} of the {key} split; Bernoulli data must be 0/1 (give a threshold, "
+                "--threshold T, to binarize)"
+            )
+        out[key] = torch.from_numpy(arr.astype(np.float32))
+    prep["threshold"] = threshold
+    return out
+
+
+def _categorical(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
+    levels = prep.get("levels")
+    if raw.max_level is not None:  # grey-level images: equal-width bins
+        levels = 4 if levels is None else levels
+        if not isinstance(levels, int) or levels < 2:
+            raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+        prep.update(levels=levels, max_level=raw.max_level)
+        return {k: quantize(torch.from_numpy(v), levels, raw.max_level) for k, v in raw.splits.items()}
+    for key, arr in raw.splits.items():
+        bad = (arr != np.round(arr)) | (arr < 0)
+        if bad.any():
+            r, c = _first_bad(bad)
+            raise ValueError(
+                f"{raw.name}: values do not fit the categorical conditional: found {arr[r, c]:g} at row {r}, "
+                f"column {c} of the {key} split; categorical data must be integers 0..K-1"
+            )
+    top = int(max(arr.max() for arr in raw.splits.values()))
+    if levels is None:
+        levels = max(top + 1, 2)
+    if not isinstance(levels, int) or levels < 2:
+        raise ValueError(f"levels must be an int >= 2, got {levels!r}")
+    if top >= levels:
+        raise ValueError(
+            f"{raw.name}: values do not fit the categorical conditional with {levels} levels: "
+            f"the largest value is {top}, but values must lie in 0..{levels - 1}"
+        )
+    prep["levels"] = levels
+    return {k: torch.from_numpy(v.astype(np.int64)) for k, v in raw.splits.items()}
+
+
+def _continuous(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
+    dequant = raw.max_level is not None
+    splits = {k: torch.from_numpy(v).float() for k, v in raw.splits.items()}
+    if dequant:
+        # Same noise as pyro_ar.datasets.load_digits(kind="continuous"): stats from seed 0,
+        # every split dequantized with seed 1, so runs and evaluations are reproducible.
+        stats_source = dequantize(splits["train"], torch.Generator().manual_seed(0))
+        splits = {k: dequantize(v, torch.Generator().manual_seed(1)) for k, v in splits.items()}
+    else:
+        stats_source = splits["train"]
+    if prep.get("mean") is None:
+        mean = stats_source.mean(0)
+        std = stats_source.std(0) if stats_source.shape[0] > 1 else torch.ones_like(mean)
+        std = torch.where(std > 0, std.clamp_min(_STD_FLOOR), torch.ones_like(std))  # constant columns: unscaled
+        prep.update(mean=mean.tolist(), std=std.tolist())
+    mean = torch.tensor(prep["mean"], dtype=torch.float32)
+    std = torch.tensor(prep["std"], dtype=torch.float32)
+    n = splits["train"].shape[1]
+    if mean.shape != (n,) or std.shape != (n,):
+        raise ValueError(f"{raw.name}: standardization stats have {mean.numel()} entries, the data {n} variables")
+    prep.update(dequantize=dequant, max_level=raw.max_level)
+    return {k: (v - mean) / std for k, v in splits.items()}
+
+
+def load_dataset(
+    source: str = "digits",
+    conditional: str = "bernoulli",
+    *,
+    levels: Optional[int] = None,
+    threshold: Optional[float] = None,
+    preprocessing: Optional[Dict[str, Any]] = None,
+    max_train: Optional[int] = None,
+) -> DataSet:
+    """Load ``source`` and prepare it for ``conditional``; see the module docstring.
+
+    Args:
+        source: ``"digits"``, ``"fashion-mnist"`` or a file path.
+        conditional: ``"bernoulli"``, ``"categorical"`` or ``"mog"``.
+        levels: categorical levels ``K`` (default 4 for images, max + 1 for files).
+        threshold: binarize with ``x > threshold`` (bernoulli; default half the grey range
+            for images, none for files, which must then hold 0/1).
+        preprocessing: a checkpoint's stored preprocessing; overrides ``levels``/``threshold``
+            and fixes the standardization statistics instead of refitting them.
+        max_train: keep only the first ``max_train`` training rows (quick runs).
+
+    Returns:
+        a :class:`DataSet` with ``(N, n)`` tensors: float 0/1, long, or standardized float.
+    """
+    if conditional not in CONDITIONALS:
+        raise ValueError(f"conditional must be one of {list(CONDITIONALS)}, got {conditional!r}")
+    if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < 1):
+        raise ValueError(f"max_train must be a positive int, got {max_train!r}")
+    prep: Dict[str, Any] = dict(preprocessing or {})
+    if preprocessing is None:
+        prep.update(levels=levels, threshold=threshold)
+    elif prep.get("kind") not in (None, conditional):
+        raise ValueError(f"stored preprocessing is for {prep.get('kind')!r} data, not {conditional!r}")
+    prep["kind"] = conditional
+    raw = load_source(source)
+    if max_train is not None:
+        raw.splits["train"] = raw.splits["train"][:max_train]
+    prepare = {"bernoulli": _binary, "categorical": _categorical, "mog": _continuous}[conditional]
+    tensors = prepare(raw, prep)
+    prep = {k: v for k, v in prep.items() if v is not None}
+    log_scale = float(torch.tensor(prep["std"]).log().sum()) if conditional == "mog" else 0.0
+    return DataSet(
+        name=raw.name,
+        conditional=conditional,
+        train=tensors["train"],
+        valid=tensors["valid"],
+        test=tensors["test"],
+        preprocessing=prep,
+        image_shape=raw.image_shape,
+        log_scale=log_scale,
+    )
+
+
+def square_side(n: int) -> Optional[int]:
+    """``s`` when ``n == s * s``, else ``None``."""
+    s = int(round(math.sqrt(n)))
+    return s if s * s == n else None

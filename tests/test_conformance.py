@@ -1,0 +1,371 @@
+"""Generic conformance tests run over every model of the harness (see ``conftest.py``).
+
+Exact normalization and entropy by enumeration, exact ensemble mixtures, incremental
+sampling state vs the one-pass forward, sample frequencies vs ``exp(log_prob)``, shapes,
+broadcasting, ``expand``, dtypes, support, pickling and ``state_dict`` round trips.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import pickle
+
+import pyro
+import pytest
+import torch
+from scipy import stats
+from torch.distributions import constraints
+
+import pyro_ar
+
+F64 = torch.float64
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+
+def all_values(spec) -> torch.Tensor:
+    """Every joint value, built independently of ``enumerate_support``: ``(K^n, n)``, the
+    first variable the most significant digit."""
+    grid = torch.tensor(list(itertools.product(range(spec.num_values), repeat=spec.event_size)))
+    return grid.to(F64) if spec.head == "bernoulli" else grid
+
+
+def value_index(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The row of :func:`all_values` that each ``x: (*, n)`` is: ``(*)`` long."""
+    n = x.shape[-1]
+    powers = k ** torch.arange(n - 1, -1, -1)
+    return (x.long() * powers).sum(-1)
+
+
+def exact_probs(d: pyro_ar.Autoregressive, spec) -> torch.Tensor:
+    """``p(x)`` for every joint value: ``(K^n, *batch_shape)``."""
+    values = all_values(spec)
+    values = values.reshape((values.shape[0],) + (1,) * len(d.batch_shape) + (spec.event_size,))
+    with torch.no_grad():
+        return d.log_prob(values).exp()
+
+
+def chi_square(counts: torch.Tensor, probs: torch.Tensor, min_expected: float = 5.0) -> tuple:
+    """Pearson's statistic of ``counts`` against ``probs`` and its degrees of freedom, after
+    pooling the cells whose expected count is below ``min_expected`` into one."""
+    expected = counts.sum() * probs
+    small = expected < min_expected
+    if small.any():
+        counts = torch.cat([counts[~small], counts[small].sum(0, keepdim=True)])
+        expected = torch.cat([expected[~small], expected[small].sum(0, keepdim=True)])
+    stat = ((counts - expected) ** 2 / expected).sum()
+    return float(stat), counts.numel() - 1
+
+
+def chi_square_passes(samples: torch.Tensor, probs: torch.Tensor, k: int, alpha: float = 1e-4) -> bool:
+    """Whether ``samples: (N, n)`` are consistent with ``probs: (K^n,)`` at level ``alpha``."""
+    counts = torch.bincount(value_index(samples, k), minlength=probs.numel()).to(F64)
+    stat, df = chi_square(counts, probs)
+    return stat < stats.chi2.isf(alpha, df)
+
+
+def batch_for(spec) -> tuple:
+    """A non-trivial batch shape through the context, or none without context."""
+    return (2,) if spec.context_size is not None else ()
+
+
+# ---- exactness by enumeration -------------------------------------------------------------
+
+
+def test_enumerate_support_is_every_value(ar_discrete_spec):
+    spec = ar_discrete_spec
+    d = spec.distribution(spec.build(), (2, 3))
+    k, n = spec.num_values, spec.event_size
+    full = d.enumerate_support()
+    assert full.shape == (k**n, 2, 3, n)
+    assert full.dtype == (torch.long if spec.head.startswith("categorical") else F64)
+    assert torch.equal(full[:, 1, 2].to(F64), all_values(spec).to(F64))
+    assert d.enumerate_support(expand=False).shape == (k**n, 1, 1, n)
+
+
+def test_normalization(ar_discrete_spec):
+    spec = ar_discrete_spec
+    net = spec.build()
+    batch = (3,) if spec.context_size is not None else ()
+    for mask_index in [None, *range(spec.num_masks)]:
+        d = spec.distribution(net, batch, mask_index=mask_index)
+        lp = d.log_prob(d.enumerate_support())
+        assert lp.shape == (spec.num_values**spec.event_size,) + batch
+        assert lp.dtype == F64
+        total = torch.logsumexp(lp, 0).exp()
+        torch.testing.assert_close(total, torch.ones(batch, dtype=F64), atol=1e-9, rtol=0)
+
+
+def test_normalization_float32(ar_discrete_spec):
+    spec = ar_discrete_spec
+    d = spec.distribution(spec.build(torch.float32), batch_for(spec))
+    total = d.log_prob(d.enumerate_support()).exp().sum(0)
+    assert total.dtype == torch.float32
+    torch.testing.assert_close(total, torch.ones_like(total), atol=1e-5, rtol=0)
+
+
+def test_entropy_is_exact(ar_discrete_spec):
+    spec = ar_discrete_spec
+    net = spec.build()
+    batch = (3,) if spec.context_size is not None else ()
+    for mask_index in [None, *range(spec.num_masks)]:
+        d = spec.distribution(net, batch, mask_index=mask_index)
+        p = exact_probs(d, spec)
+        expected = -(p * p.log()).sum(0)
+        entropy = d.entropy()
+        assert entropy.shape == batch
+        torch.testing.assert_close(entropy.detach(), expected, atol=1e-10, rtol=0)
+
+
+def test_ensemble_is_exact_mixture(ar_spec):
+    """``log p(x) = logsumexp_m log p_m(x) - log M``: a mixture of members, not of logits."""
+    spec = ar_spec
+    net = spec.build()
+    x = spec.random_value((7,) + batch_for(spec))
+    lp = spec.distribution(net, batch_for(spec)).log_prob(x)
+    members = torch.stack([spec.distribution(net, batch_for(spec), mask_index=m).log_prob(x) for m in range(spec.num_masks)])
+    torch.testing.assert_close(lp, torch.logsumexp(members, 0) - math.log(spec.num_masks), atol=1e-12, rtol=0)
+    if spec.num_masks > 1:  # the members really differ, so the mixture is not trivially one of them
+        assert (members[0] - members[1]).abs().max() > 1e-3
+
+
+def test_log_prob_is_chain_rule_of_forward(ar_member):
+    """log_prob is the sum of the head's per-variable scores on the one-pass parameters."""
+    spec, member = ar_member
+    net = spec.build()
+    batch = batch_for(spec)
+    x = spec.random_value((4,) + batch)
+    context = spec.context(batch)
+    params = net.conditioner(net.conditional.encode(x, F64), context, member=member)
+    dists = [net.conditional.distribution(params[..., i, :]) for i in range(spec.event_size)]
+    expected = sum(di.log_prob(x[..., i]) for i, di in enumerate(dists))
+    lp = spec.distribution(net, batch, mask_index=member).log_prob(x)
+    torch.testing.assert_close(lp, expected, atol=1e-12, rtol=0)
+
+
+# ---- incremental state == one-pass forward -------------------------------------------------
+
+
+def test_incremental_state_matches_forward(ar_member):
+    """Feeding a value through ``IncrementalState`` gives the forward pass's parameters: the
+    sampler draws each variable from exactly the conditional that log_prob scores."""
+    spec, member = ar_member
+    net = spec.build()
+    cond, head = net.conditioner, net.conditional
+    batch = torch.Size([2, 3])
+    context = spec.context(batch)
+    x = spec.random_value(batch, seed=5)
+    encoded = head.encode(x, F64)
+    full = cond(encoded, context, member=member)
+    state = cond.incremental(context, batch, member)
+    for step, i in enumerate(cond.orders[member].tolist()):
+        params = state.params(step)
+        assert params.shape == batch + (cond.param_size,)
+        torch.testing.assert_close(params, full[..., i, :], atol=1e-10, rtol=0)
+        state.observe(step, encoded[..., i, :])
+
+
+# ---- samples follow the density -----------------------------------------------------------
+
+
+def independent_sampler(net, spec, context, shape) -> torch.Tensor:
+    """A deliberately wrong sampler: every variable from its conditional at x = 0, i.e. the
+    dependencies between variables dropped (what a sampler feeding back nothing would do)."""
+    zeros = net.conditional.encode(torch.zeros(spec.event_size, dtype=torch.long), F64)
+    params = net.conditioner(zeros, context)
+    return net.conditional.distribution(params).sample(shape)
+
+
+def test_samples_match_density(ar_discrete_spec):
+    spec = ar_discrete_spec
+    net = spec.build()
+    batch = batch_for(spec)
+    d = spec.distribution(net, batch)
+    pyro.set_rng_seed(spec.seed)
+    with torch.no_grad():
+        x = d.sample((20000,))
+    p = exact_probs(d, spec)
+    k = spec.num_values
+    for b in itertools.product(*map(range, batch)):
+        assert chi_square_passes(x[(slice(None),) + b], p[(slice(None),) + b], k), f"batch element {b}"
+
+
+def test_chi_square_has_power(ar_discrete_spec):
+    """The bound of ``test_samples_match_density`` rejects wrong samplers and wrong densities."""
+    spec = ar_discrete_spec
+    net = spec.build()
+    d = net(spec.context())
+    p = exact_probs(d, spec)
+    pyro.set_rng_seed(spec.seed)
+    with torch.no_grad():
+        good = d.sample((20000,))
+        wrong = independent_sampler(net, spec, spec.context(), (20000,))
+    k = spec.num_values
+    assert chi_square_passes(good, p, k)
+    assert not chi_square_passes(wrong, p, k), "samples that ignore dependencies pass"
+    flattened = 0.85 * p + 0.15 / p.numel()
+    assert not chi_square_passes(good, flattened, k), "a 15% flattened density passes"
+
+
+def test_ensemble_samples_every_member(ar_ensemble_spec):
+    """An ensemble sampler draws from the equal-weight mixture, not from one member:
+    ``E_{x~p}[p_m(x) / (M p(x))] = 1/M`` for every member ``m``."""
+    spec = ar_ensemble_spec
+    net = spec.build()
+    d = spec.distribution(net, batch_for(spec))
+    pyro.set_rng_seed(0)
+    with torch.no_grad():
+        x = d.sample((4000,))
+    # A sampler stuck on member 0 would give E_{x~p_0}[p_m / (M p)], far from 1/M.
+    lps = torch.stack([net(spec.context(batch_for(spec)), mask_index=m).log_prob(x) for m in range(spec.num_masks)])
+    lp = d.log_prob(x)
+    responsibilities = (lps - lp).exp().mean(1) / spec.num_masks
+    torch.testing.assert_close(responsibilities, torch.full_like(responsibilities, 1 / spec.num_masks), atol=0.05, rtol=0)
+
+
+# ---- shapes -------------------------------------------------------------------------------
+
+SHAPES = [(), (4,), (2, 3)]
+
+
+@pytest.mark.parametrize("batch_shape", [(), (3,), (2, 3)], ids=["batch()", "batch(3)", "batch(2,3)"])
+@pytest.mark.parametrize("sample_shape", SHAPES, ids=["sample()", "sample(4)", "sample(2,3)"])
+def test_sample_and_log_prob_shapes(ar_spec, sample_shape, batch_shape):
+    spec = ar_spec
+    d = spec.distribution(spec.build(), batch_shape)
+    assert d.batch_shape == batch_shape and d.event_shape == (spec.event_size,)
+    x = d.sample(sample_shape)
+    assert x.shape == sample_shape + batch_shape + (spec.event_size,)
+    assert d.log_prob(x).shape == sample_shape + batch_shape
+    assert d.shape(sample_shape) == x.shape
+
+
+def test_expand_of_a_context_batch(ar_spec):
+    spec = ar_spec
+    d = spec.distribution(spec.build(), (3,)).expand((2, 3))
+    assert d.batch_shape == (2, 3)
+    assert d.sample((4,)).shape == (4, 2, 3, spec.event_size)
+
+
+def test_log_prob_broadcasting(ar_spec):
+    spec = ar_spec
+    net = spec.build()
+    d = spec.distribution(net, (3,))
+    x = spec.random_value((5, 1))
+    lp = d.log_prob(x)
+    assert lp.shape == (5, 3)
+    context = spec.context((3,))
+    for b in range(3):
+        single = net(None if context is None else context[b])
+        torch.testing.assert_close(lp[:, b], single.log_prob(x[:, 0]), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("validate_args", [True, False], ids=["validate", "novalidate"])
+def test_expand(ar_spec, validate_args):
+    spec = ar_spec
+    net = spec.build()
+    context = spec.context((3,))
+    d = spec.distribution_class(net.conditioner, net.conditional, context=context, validate_args=validate_args)
+    if context is None:
+        d = d.expand((3,))
+    e = d.expand((2, 3))
+    assert type(e) is type(d) and isinstance(e, spec.distribution_class)
+    assert isinstance(e, pyro_ar.Autoregressive) and isinstance(e, torch.distributions.Distribution)
+    assert e.conditioner is net.conditioner and e.conditional == net.conditional
+    assert e._validate_args is validate_args
+    assert d.batch_shape == (3,) and e.batch_shape == (2, 3)  # expand does not mutate self
+    x = spec.random_value((2, 3))
+    torch.testing.assert_close(e.log_prob(x), d.log_prob(x), atol=1e-12, rtol=0)
+    assert e.expand((4, 2, 3)).batch_shape == (4, 2, 3)
+    if spec.head == "bernoulli":
+        bad = torch.full((2, 3, spec.event_size), 0.5, dtype=F64)
+        if validate_args:
+            with pytest.raises(ValueError, match="support"):
+                e.log_prob(bad)
+        else:
+            assert e.log_prob(bad).shape == (2, 3)
+
+
+def test_pyro_wrappers(ar_spec):
+    """``to_event``, ``mask`` and ``expand_by`` (Pyro's mixin) compose with the distribution."""
+    spec = ar_spec
+    d = spec.distribution(spec.build(), (3,))
+    x = spec.random_value((3,))
+    torch.testing.assert_close(d.to_event(1).log_prob(x), d.log_prob(x).sum(), atol=1e-12, rtol=0)
+    mask = torch.tensor([True, False, True])
+    torch.testing.assert_close(d.mask(mask).log_prob(x), d.log_prob(x) * mask, atol=0, rtol=0)
+    assert d.expand_by((5,)).batch_shape == (5, 3)
+
+
+# ---- dtypes, support ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_dtypes(ar_spec, dtype):
+    spec = ar_spec
+    d = spec.distribution(spec.build(dtype), batch_for(spec))
+    x = d.sample((50,))
+    if spec.head == "bernoulli":
+        assert x.dtype == dtype and set(x.unique().tolist()) <= {0.0, 1.0}
+    elif spec.head.startswith("categorical"):
+        assert x.dtype == torch.long and x.min() >= 0 and x.max() < spec.num_values
+    else:
+        assert x.dtype == dtype and torch.isfinite(x).all()
+    assert d.log_prob(x).dtype == dtype
+
+
+def test_support(ar_spec):
+    spec = ar_spec
+    d = spec.distribution(spec.build(), batch_for(spec))
+    support = d.support
+    assert isinstance(support, constraints.independent) and support.reinterpreted_batch_ndims == 1
+    assert support.event_dim == 1
+    base = support.base_constraint
+    if spec.head == "bernoulli":
+        assert base is constraints.boolean
+    elif spec.head.startswith("categorical"):
+        assert isinstance(base, constraints.integer_interval)
+        assert (base.lower_bound, base.upper_bound) == (0, spec.num_values - 1)
+    else:
+        assert base is constraints.real
+    x = d.sample((20,))
+    assert support.check(x).all()
+    assert d.has_enumerate_support is spec.is_discrete
+    if spec.is_discrete:
+        outside = x.clone()
+        outside[..., 0] = spec.num_values  # one past the largest value
+        assert not support.check(outside).any()
+
+
+# ---- persistence ---------------------------------------------------------------------------
+
+
+def test_pickle_round_trip(ar_spec):
+    spec = ar_spec
+    net = spec.build()
+    d = spec.distribution(net, batch_for(spec))
+    x = spec.random_value((4,) + batch_for(spec))
+    net2 = pickle.loads(pickle.dumps(net))
+    d2 = pickle.loads(pickle.dumps(d))
+    assert type(d2) is type(d) and d2.batch_shape == d.batch_shape and d2.event_shape == d.event_shape
+    torch.testing.assert_close(d2.log_prob(x), d.log_prob(x), atol=0, rtol=0)
+    torch.testing.assert_close(spec.distribution(net2, batch_for(spec)).log_prob(x), d.log_prob(x), atol=0, rtol=0)
+
+
+def test_state_dict_round_trip(ar_spec):
+    spec = ar_spec
+    net = spec.build()
+    fresh = spec.build(weight_seed=12345)
+    x = spec.random_value((6,) + batch_for(spec))
+    before = spec.distribution(fresh, batch_for(spec)).log_prob(x)
+    expected = spec.distribution(net, batch_for(spec)).log_prob(x)
+    assert not torch.allclose(before, expected)  # the fresh model really starts elsewhere
+    fresh.load_state_dict(net.state_dict())
+    torch.testing.assert_close(spec.distribution(fresh, batch_for(spec)).log_prob(x), expected, atol=0, rtol=0)
+    pyro.set_rng_seed(3)
+    a = spec.distribution(net, batch_for(spec)).sample((5,))
+    pyro.set_rng_seed(3)
+    b = spec.distribution(fresh, batch_for(spec)).sample((5,))
+    assert torch.equal(a, b)
