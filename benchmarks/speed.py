@@ -28,8 +28,10 @@ Prints markdown tables and writes a JSON file with the machine, date and command
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import json
+import os
 import re
 import subprocess
 import sys
@@ -126,6 +128,15 @@ def naive_sample(model, batch: int, steps: int) -> torch.Tensor:
     return x
 
 
+def bernoulli_draws(n: int, batch: int, device: str) -> torch.Tensor:
+    """``n`` steps of a bare sampling loop: one ``torch.distributions.Bernoulli`` draw per variable."""
+    logits = torch.zeros(batch, device=device)
+    x = torch.empty(batch, n, device=device)
+    for i in range(n):
+        x[:, i] = torch.distributions.Bernoulli(logits=logits, validate_args=False).sample()
+    return x
+
+
 # ---- memory ------------------------------------------------------------------------------
 
 
@@ -190,7 +201,13 @@ def memory_probe(args: argparse.Namespace) -> None:
 def measure_memory(args: argparse.Namespace, variant: str) -> Dict[str, Any]:
     cmd = [sys.executable, __file__, "--memory-probe", variant]
     cmd += ["--n", str(args.n), "--d", str(args.d), "--batch", str(args.batch), "--device", args.device]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    # A fixed mmap threshold makes glibc return every freed block of 64 KiB or more to the
+    # system at once, so that the resident set tracks live tensors (else freed memory kept
+    # by the allocator after the warm-up hides later allocations).
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -221,6 +238,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory section")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, one repeat: a smoke test")
+    parser.add_argument("--stat", default="min", choices=["min", "median"],
+                        help="statistic of the repeated wall times (default min: best of N)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/speed_<device>.json)")
     parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
@@ -234,6 +253,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.quick:
         args.n, args.d, args.batch, args.repeats, args.sample_repeats, args.naive_steps = 64, 32, 16, 1, 1, 4
     dev, n, B = args.device, args.n, args.batch
+    timer = functools.partial(time_interleaved, stat=args.stat)
     started = time.perf_counter()
     info = machine_info(dev)
     result: Dict[str, Any] = {"date": now_iso(), "command": command_line(), "machine": info,
@@ -247,8 +267,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     data = {k: data_for(m, B, dev) for k, m in models.items()}
 
     # 1. log_prob forward and forward+backward ------------------------------------------
-    fwd = time_interleaved({k: log_prob_fns(m, data[k])[0] for k, m in models.items()}, args.repeats, dev)
-    fwd_bwd = time_interleaved({k: log_prob_fns(m, data[k])[1] for k, m in models.items()}, args.repeats, dev)
+    fwd = timer({k: log_prob_fns(m, data[k])[0] for k, m in models.items()}, args.repeats, dev)
+    fwd_bwd = timer({k: log_prob_fns(m, data[k])[1] for k, m in models.items()}, args.repeats, dev)
     result["log_prob"] = {k: {"forward": fwd[k], "forward_backward": fwd_bwd[k]} for k in models}
 
     # 2. MADE against a dense MLP of the same shapes ------------------------------------
@@ -282,15 +302,15 @@ def main(argv: Optional[List[str]] = None) -> None:
             with torch.no_grad():
                 return made.conditioner(made.conditional.encode(x, torch.float32))
 
-        t = time_interleaved({"made": made_fwd, "made_net": conditioner_fwd, "dense": dense_fwd,
+        t = timer({"made": made_fwd, "made_net": conditioner_fwd, "dense": dense_fwd,
                               "made_fb": made_fwd_bwd, "dense_fb": dense_fwd_bwd}, args.repeats, dev)
-        frac = t["dense"]["median_ms"] / t["made"]["median_ms"]
-        frac_net = t["dense"]["median_ms"] / t["made_net"]["median_ms"]
-        frac_fb = t["dense_fb"]["median_ms"] / t["made_fb"]["median_ms"]
+        frac = t["dense"]["ms"] / t["made"]["ms"]
+        frac_net = t["dense"]["ms"] / t["made_net"]["ms"]
+        frac_fb = t["dense_fb"]["ms"] / t["made_fb"]["ms"]
         result["made_vs_dense"][name] = {**t, "fraction_forward": frac, "fraction_conditioner_forward": frac_net,
                                          "fraction_forward_backward": frac_fb}
-        dense_rows.append([name, t["dense"]["median_ms"], t["made_net"]["median_ms"], t["made"]["median_ms"], frac_net,
-                           frac, t["dense_fb"]["median_ms"], t["made_fb"]["median_ms"], frac_fb])
+        dense_rows.append([name, t["dense"]["ms"], t["made_net"]["ms"], t["made"]["ms"], frac_net,
+                           frac, t["dense_fb"]["ms"], t["made_fb"]["ms"], frac_fb])
 
     # 3. NADE against straightforward implementations -------------------------------------
     nade = models["NADE"]
@@ -313,8 +333,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     def fb_call(fn):
         return lambda: fn().backward()
 
-    nade_fwd = time_interleaved({v: no_grad_call(losses[v]) for v in variants}, args.repeats, dev)
-    nade_fb = time_interleaved({v: fb_call(losses[v]) for v in variants}, max(3, args.repeats // 2), dev)
+    nade_fwd = timer({v: no_grad_call(losses[v]) for v in variants}, args.repeats, dev)
+    nade_fb = timer({v: fb_call(losses[v]) for v in variants}, max(3, args.repeats // 2), dev)
     saved = {v: saved_tensor_bytes(losses[v]) for v in variants}
     memory: Dict[str, Any] = {}
     if not args.no_memory:
@@ -326,16 +346,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     sampling = {}
     for name, model in models.items():
         lp, _ = log_prob_fns(model, data[name])
-        t = time_interleaved({"log_prob": lp, "sample": lambda model=model: model().sample((B,))},
+        t = timer({"log_prob": lp, "sample": lambda model=model: model().sample((B,))},
                              args.sample_repeats, dev)
         steps = min(args.naive_steps, n)
-        naive = time_interleaved({"naive": lambda model=model: naive_sample(model, B, steps)}, 1, dev, warmup=0)
-        naive_ms = naive["naive"]["median_ms"] * n / steps
-        sampling[name] = {"log_prob_ms": t["log_prob"]["median_ms"], "sample_ms": t["sample"]["median_ms"],
+        naive = timer({"naive": lambda model=model: naive_sample(model, B, steps)}, 1, dev, warmup=0)
+        naive_ms = naive["naive"]["ms"] * n / steps
+        sampling[name] = {"log_prob_ms": t["log_prob"]["ms"], "sample_ms": t["sample"]["ms"],
                           "naive_sample_ms": naive_ms, "naive_steps_timed": steps,
-                          "sample_over_log_prob": t["sample"]["median_ms"] / t["log_prob"]["median_ms"],
-                          "naive_over_log_prob": naive_ms / t["log_prob"]["median_ms"],
-                          "naive_over_ours": naive_ms / t["sample"]["median_ms"]}
+                          "sample_over_log_prob": t["sample"]["ms"] / t["log_prob"]["ms"],
+                          "naive_over_log_prob": naive_ms / t["log_prob"]["ms"],
+                          "naive_over_ours": naive_ms / t["sample"]["ms"]}
+    # The least any one-variable-per-step loop through torch.distributions costs: n draws.
+    floor = timer({"floor": lambda: bernoulli_draws(n, B, dev)}, args.sample_repeats, dev)["floor"]["ms"]
+    sampling["floor: n Bernoulli draws"] = {"sample_ms": floor,
+                                           "over_fvsbn_log_prob": floor / sampling["FVSBN"]["log_prob_ms"]}
     result["sampling"] = sampling
 
     nflows_cls = try_nflows()
@@ -358,11 +382,11 @@ def main(argv: Optional[List[str]] = None) -> None:
             with torch.no_grad():
                 return peer.log_prob(xm, context=ctx_rows)
 
-        peer_t = time_interleaved({"log_prob": peer_log_prob}, args.repeats, dev)
-        peer_s = time_interleaved({"sample": lambda: peer.sample(B, context=ctx_one)}, 1, dev, warmup=0)
-        nflows_result = {"log_prob_ms": peer_t["log_prob"]["median_ms"], "sample_ms": peer_s["sample"]["median_ms"],
-                         "sample_over_log_prob": peer_s["sample"]["median_ms"] / peer_t["log_prob"]["median_ms"],
-                         "nflows_over_ours_sample": peer_s["sample"]["median_ms"] / sampling[mog_name]["sample_ms"],
+        peer_t = timer({"log_prob": peer_log_prob}, args.repeats, dev)
+        peer_s = timer({"sample": lambda: peer.sample(B, context=ctx_one)}, 1, dev, warmup=0)
+        nflows_result = {"log_prob_ms": peer_t["log_prob"]["ms"], "sample_ms": peer_s["sample"]["ms"],
+                         "sample_over_log_prob": peer_s["sample"]["ms"] / peer_t["log_prob"]["ms"],
+                         "nflows_over_ours_sample": peer_s["sample"]["ms"] / sampling[mog_name]["sample_ms"],
                          "config": f"MixtureOfGaussiansMADE(features={n}, hidden_features={args.d}, context_features=1, "
                                    f"num_blocks=0, use_residual_blocks=False, num_mixture_components={args.components})"}
     result["nflows"] = nflows_result
@@ -370,7 +394,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     # ---- report ------------------------------------------------------------------------------
     print("## log_prob, batch of", B)
     print(markdown_table(["model", "forward ms", "forward+backward ms"],
-                         [[k, fwd[k]["median_ms"], fwd_bwd[k]["median_ms"]] for k in models]))
+                         [[k, fwd[k]["ms"], fwd_bwd[k]["ms"]] for k in models]))
     print("\n## MADE against a dense MLP of the same shapes (fraction = dense time / MADE time)")
     print(markdown_table(["model", "dense fwd ms", "MADE net fwd ms", "MADE log_prob ms", "fraction (net)",
                           "fraction (log_prob)", "dense fwd+bwd ms", "MADE fwd+bwd ms", "fraction (fwd+bwd)"], dense_rows))
@@ -378,19 +402,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     rows = []
     for v in variants:
         mem = memory.get(v, {}).get("peak_bytes", float("nan"))
-        rows.append([v, nade_fwd[v]["median_ms"], nade_fwd[v]["median_ms"] / nade_fwd["ours"]["median_ms"],
-                     nade_fb[v]["median_ms"], nade_fb[v]["median_ms"] / nade_fb["ours"]["median_ms"],
+        rows.append([v, nade_fwd[v]["ms"], nade_fwd[v]["ms"] / nade_fwd["ours"]["ms"],
+                     nade_fb[v]["ms"], nade_fb[v]["ms"] / nade_fb["ours"]["ms"],
                      saved[v] / 2**20, mem / 2**20])
     print(markdown_table(["implementation", "forward ms", "x ours", "fwd+bwd ms", "x ours", "saved for backward MiB",
                           "peak fwd+bwd MiB"], rows))
     print("\n## Sampling a batch of", B, f"(naive: the full network rerun n times, {min(args.naive_steps, n)} steps timed)")
     rows = [[k, s["log_prob_ms"], s["sample_ms"], s["sample_over_log_prob"], s["naive_sample_ms"],
-             s["naive_over_log_prob"], s["naive_over_ours"]] for k, s in sampling.items()]
+             s["naive_over_log_prob"], s["naive_over_ours"]] for k, s in sampling.items() if "log_prob_ms" in s]
     if "sample_ms" in nflows_result:
         rows.append([f"nflows MoG-MADE (K={args.components})", nflows_result["log_prob_ms"], nflows_result["sample_ms"],
                      nflows_result["sample_over_log_prob"], float("nan"), float("nan"), float("nan")])
     print(markdown_table(["model", "log_prob ms", "sample ms", "sample / log_prob", "naive sample ms",
                           "naive / log_prob", "naive / ours"], rows))
+    fl = sampling["floor: n Bernoulli draws"]
+    print(f"\nFloor of any loop drawing one variable per step through torch.distributions: {n} bare Bernoulli "
+          f"draws of {B} rows take {fl['sample_ms']:.3g} ms = {fl['over_fvsbn_log_prob']:.3g}x FVSBN's log_prob.")
     if "skipped" in nflows_result:
         print(f"\nnflows rows skipped: {nflows_result['skipped']}")
     else:
@@ -398,7 +425,7 @@ def main(argv: Optional[List[str]] = None) -> None:
 
     targets = {
         "MADE log_prob >= 0.5 of dense matmul throughput": result["made_vs_dense"]["MADE"]["fraction_forward"] >= 0.5,
-        "NADE log_prob >= 5x faster than cumsum": nade_fwd["cumsum"]["median_ms"] >= 5 * nade_fwd["ours"]["median_ms"],
+        "NADE log_prob >= 5x faster than cumsum": nade_fwd["cumsum"]["ms"] >= 5 * nade_fwd["ours"]["ms"],
         "NADE sampling <= 5x log_prob": sampling["NADE"]["sample_over_log_prob"] <= 5,
         "FVSBN sampling <= 5x log_prob": sampling["FVSBN"]["sample_over_log_prob"] <= 5,
         "MADE sampling <= 50x log_prob": sampling["MADE"]["sample_over_log_prob"] <= 50,

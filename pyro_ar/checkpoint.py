@@ -16,8 +16,6 @@ corrupt or truncated file, unknown model, missing keys, parameter shape mismatch
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Union
@@ -72,16 +70,22 @@ def head_from_dict(spec: Any) -> Conditional:
 
 def _plain(value: Any, where: str) -> Any:
     """Check (and lightly convert) that ``value`` is safe for ``torch.load(weights_only=True)``."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, Tensor):
-        return value.detach().cpu()
-    if type(value).__module__ == "numpy":  # numpy scalars and arrays: make them plain
+    if type(value).__module__ == "numpy":  # numpy scalars and arrays (np.float64 is a float!): make them plain
         import numpy as np
 
         return torch.from_numpy(np.array(value)) if getattr(value, "ndim", 0) else value.item()
+    if value is None or type(value) in (bool, int, float, str):
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, Tensor):
+        return value.detach().cpu()
     if isinstance(value, Path):
         return str(value)
     if isinstance(value, (list, tuple)):
@@ -146,7 +150,7 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
         raise ValueError(f"checkpoint {str(p)!r} is not a file")
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError) as err:
+    except Exception as err:  # noqa: BLE001 - a damaged file can fail inside the unpickler in many ways
         raise ValueError(f"{str(p)!r} is not a readable pyro_ar checkpoint (corrupt or truncated file): {err}") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{str(p)!r} is not a pyro_ar checkpoint (no 'format': {FORMAT!r} entry)")
@@ -190,6 +194,9 @@ def _build(payload: Dict[str, Any], source: str) -> AutoregressiveModel:
             )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ValueError(f"checkpoint {source!r}: parameter {key!r} contains NaN or inf")
+    dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
+    if len(dtypes) == 1:  # keep the saved precision (e.g. a float64 model stays float64)
+        net = net.to(dtypes.pop())
     net.load_state_dict(state)
     return net
 

@@ -175,6 +175,9 @@ class StagedDir:
         self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
 
     def commit(self) -> None:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(self.path, 0o777 & ~umask)  # mkdtemp made it private; give it the usual mode
         old = None
         if self.out.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))

@@ -360,13 +360,16 @@ def load_source(source: str) -> RawSource:
         return RawSource("digits", splits, image_shape=(8, 8), max_level=DIGITS_MAX_LEVEL)
     if source in ("fashion-mnist", "fashion_mnist"):
         train, test = load_fashion_mnist()
+        if train.ndim != 3 or test.shape[1:] != train.shape[1:]:
+            raise ValueError(f"Fashion-MNIST files have unexpected shapes {train.shape} and {test.shape}")
+        image_shape = (int(train.shape[1]), int(train.shape[2]))
         train = train.reshape(len(train), -1).astype(np.float64)
         splits = {
             "train": train[:-FASHION_MNIST_VALID],
             "valid": train[-FASHION_MNIST_VALID:],
             "test": test.reshape(len(test), -1).astype(np.float64),
         }
-        return RawSource("fashion-mnist", splits, image_shape=(28, 28), max_level=255)
+        return RawSource("fashion-mnist", splits, image_shape=image_shape, max_level=255)
     return _file_source(source)
 
 

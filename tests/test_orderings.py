@@ -6,8 +6,6 @@ Gaussians), respect the AR property in *that* order (Jacobians), and sample from
 (frequencies against ``exp(log_prob)``).
 """
 
-import math
-
 import pytest
 import torch
 from scipy.stats import binomtest, chisquare

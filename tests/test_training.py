@@ -69,13 +69,14 @@ def test_nade_trained_with_svi_reaches_the_entropy(binary_data):
         with pyro.plate("data", x.shape[0]):
             pyro.sample("x", net(), obs=x)
 
-    svi = SVI(model, lambda x: None, Adam({"lr": 0.05}), Trace_ELBO())
-    for _ in range(300):
+    pyro.clear_param_store()
+    svi = SVI(model, lambda x: None, Adam({"lr": 0.08}), Trace_ELBO())
+    for _ in range(60):
         svi.step(data)
     entropy = float(truth().entropy())
     end = float(cross_entropy(truth(), net()))
     assert start - entropy > 0.3  # the untrained model is far off
-    assert end - entropy < 0.05, (end, entropy)
+    assert end - entropy < 0.03, (end, entropy)  # KL(truth || model) in nats
 
 
 @pytest.mark.parametrize("hidden_sizes", [[32], [32, 32]], ids=["1-layer", "2-layer"])
@@ -84,8 +85,8 @@ def test_made_reaches_the_entropy(binary_data, hidden_sizes):
     torch.manual_seed(2)
     net = pyro_ar.MADE(event_size=N_VARS, hidden_sizes=hidden_sizes).double()
     start = float(cross_entropy(truth(), net()))
-    opt = torch.optim.Adam(net.parameters(), lr=0.02)
-    for _ in range(300):
+    opt = torch.optim.Adam(net.parameters(), lr=0.03)
+    for _ in range(100):
         opt.zero_grad()
         loss = -net().log_prob(data).mean()
         loss.backward()
@@ -93,7 +94,7 @@ def test_made_reaches_the_entropy(binary_data, hidden_sizes):
     entropy = float(truth().entropy())
     end = float(cross_entropy(truth(), net()))
     assert start - entropy > 0.3
-    assert end - entropy < 0.05, (end, entropy)
+    assert end - entropy < 0.03, (end, entropy)  # KL(truth || model) in nats
 
 
 def ring(num: int, generator: torch.Generator) -> torch.Tensor:
@@ -112,12 +113,12 @@ def test_made_mog_beats_a_gaussian_on_a_ring():
 
     torch.manual_seed(0)
     net = pyro_ar.MADE(event_size=2, hidden_sizes=[32, 32], conditional=MixtureOfGaussians(5)).double()
-    opt = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(400):
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    for _ in range(100):
         opt.zero_grad()
         (-net().log_prob(train).mean()).backward()
         opt.step()
     with torch.no_grad():
         made_nll = -float(net().log_prob(test).mean())
     # The ring's own entropy is ~2.05 nats; the Gaussian's NLL is ~3.5.
-    assert made_nll < gaussian_nll - 0.7, (made_nll, gaussian_nll)
+    assert made_nll < gaussian_nll - 1.0, (made_nll, gaussian_nll)

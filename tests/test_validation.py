@@ -105,6 +105,16 @@ def test_mog_integer_value():
         d.log_prob(torch.zeros(N, dtype=torch.long))
 
 
+@models
+def test_bernoulli_accepts_bool_and_integer_values(model):
+    d = build(model, "bernoulli")()
+    x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=F64)
+    expected = d.log_prob(x)
+    torch.testing.assert_close(d.log_prob(x.bool()), expected, atol=0, rtol=0)
+    torch.testing.assert_close(d.log_prob(x.long()), expected, atol=0, rtol=0)
+    torch.testing.assert_close(d.log_prob(x.float()), expected, atol=0, rtol=0)
+
+
 def test_value_not_a_tensor():
     d = build("nade", "bernoulli")()
     with pytest.raises(ValueError, match="torch.Tensor"):
@@ -235,7 +245,9 @@ def test_conditioner_conditional_mismatch(conditioner, conditional):
         pyro_ar.Autoregressive(conditioner(), conditional())
 
 
-@pytest.mark.parametrize("mask_index", [3, -1, 1.0, True, "first"], ids=["too-large", "negative", "float", "bool", "name"])
+@pytest.mark.parametrize(
+    "mask_index", [3, -1, 1.0, True, "first"], ids=["too-large", "negative", "float", "bool", "name"]
+)
 def test_bad_mask_index(mask_index):
     net = pyro_ar.MADE(event_size=3, hidden_sizes=[4], num_masks=3)
     with pytest.raises(ValueError, match="mask_index"):

@@ -78,6 +78,9 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, quick: bool, time
     from nbclient import NotebookClient
 
     previous = os.environ.get(QUICK_ENV)
+    # The models are tiny: one thread is as fast, and several threads on a busy machine can be
+    # many times slower (spinning OpenMP workers). The kernel inherits this environment.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     if quick:
         os.environ[QUICK_ENV] = "1"
     else:
@@ -91,6 +94,19 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, quick: bool, time
             os.environ.pop(QUICK_ENV, None)
         else:
             os.environ[QUICK_ENV] = previous
+
+
+def cell_times(nb: nbformat.NotebookNode) -> List[Tuple[int, float]]:
+    """``(cell index, seconds)`` of each executed code cell, from nbclient's timing metadata."""
+    from datetime import datetime
+
+    times = []
+    for i, cell in enumerate(nb.cells):
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00")) for k in ("iopub.execute_input", "shell.execute_reply"))
+            times.append((i, (end - start).total_seconds()))
+    return times
 
 
 def main(argv: List[str] | None = None) -> int:
@@ -107,6 +123,8 @@ def main(argv: List[str] | None = None) -> int:
         if not args.no_execute:
             seconds = execute_notebook(nb, TUTORIALS_DIR, quick=args.quick)
             print(f"{name}: executed in {seconds:.1f} s ({'quick' if args.quick else 'full'} mode)", flush=True)
+            slow = sorted(cell_times(nb), key=lambda t: -t[1])[:5]
+            print("  slowest cells: " + ", ".join(f"#{i} {t:.1f} s" for i, t in slow), flush=True)
         if args.quick:
             continue
         path = TUTORIALS_DIR / f"{name}.ipynb"

@@ -21,7 +21,9 @@ def made_degrees(
     A hidden unit of degree ``m`` may see inputs of degree ``<= m``; an output of degree
     ``k + 1`` may see hidden units of degree ``<= k``. Hidden degrees lie in ``[1, n - 1]``
     (``0`` when ``n == 1``): cycled when ``generator`` is None, else drawn at random from
-    the smallest degree of the layer below upward (connectivity-agnostic training).
+    the smallest degree of the layer below upward (connectivity-agnostic training). A layer
+    narrower than ``n - 1`` cannot hold every degree: its degrees are spread evenly over
+    ``[1, n - 1]`` instead, keeping ``n - 1`` so that no input is left dead.
 
     Returns:
         ``[input degrees (n I,), layer-1 degrees (H_1,), ..., layer-L degrees (H_L,)]``.
@@ -31,6 +33,8 @@ def made_degrees(
     for size in hidden_sizes:
         if n == 1:
             deg = torch.zeros(size, dtype=torch.long)
+        elif generator is None and size < n - 1:
+            deg = torch.linspace(1, n - 1, size).round().long()
         elif generator is None:
             deg = torch.arange(size) % (n - 1) + 1
         else:
@@ -101,7 +105,11 @@ class MADE(Conditioner):
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         orders, degrees = [], []
         for m in range(self.num_masks):
-            if m == 0:
+            if m == 0 and isinstance(order, str) and order == "random":
+                # The first draw of the shared stream (equal to make_order(order, n, seed)), so
+                # that the random orders of the other members continue it and do not repeat it.
+                member_order = torch.randperm(n, generator=gen)
+            elif m == 0:
                 member_order = make_order(order, n, seed)
             elif order_agnostic:
                 member_order = torch.randperm(n, generator=gen)

@@ -417,7 +417,7 @@ def fit(model, epochs, lr=1e-2, batch_size=100, **call):
     return curve
 
 
-epochs = 3 if QUICK else 60
+epochs = 2 if QUICK else 60
 curves, seconds = {}, {}
 for name, model in models.items():
     torch.manual_seed(0)
@@ -527,7 +527,7 @@ def naive_sample(model, num):
     return x
 
 
-def best_time(fn, repeats=3):
+def best_time(fn, repeats=1 if QUICK else 3):
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -536,7 +536,7 @@ def best_time(fn, repeats=3):
     return min(times)
 
 
-num = 200 if QUICK else 1000
+num = 50 if QUICK else 1000
 batch = x_train[:num] if len(x_train) >= num else x_train.repeat(num // len(x_train) + 1, 1)[:num]
 timings = {}
 for name, model in models.items():
@@ -618,7 +618,7 @@ normalized density).
     (
         CODE,
         r"""
-order_epochs = 3 if QUICK else 40
+order_epochs = 1 if QUICK else 40
 variants = {
     "NADE, raster order": pyro_ar.NADE(event_size=n, hidden_size=hidden),
     "NADE, reverse order": pyro_ar.NADE(event_size=n, hidden_size=hidden, order="reverse"),
