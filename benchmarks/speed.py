@@ -222,6 +222,201 @@ def try_nflows():
     return MixtureOfGaussiansMADE
 
 
+# ---- the sections ------------------------------------------------------------------------
+
+
+def bench_log_prob(models, data, timer, args) -> Dict[str, Any]:
+    """Section 1: log_prob forward (no grad) and forward+backward of every model."""
+    fwd = timer({k: log_prob_fns(m, data[k])[0] for k, m in models.items()}, args.repeats, args.device)
+    fwd_bwd = timer({k: log_prob_fns(m, data[k])[1] for k, m in models.items()}, args.repeats, args.device)
+    return {k: {"forward": fwd[k], "forward_backward": fwd_bwd[k]} for k in models}
+
+
+def dense_mlp_fns(made: pyro_ar.MADE, x: torch.Tensor) -> Tuple[Callable, Callable]:
+    """Forward and forward+backward of an unmasked MLP with MADE's shapes (no head, no distribution)."""
+    cond = made.conditioner
+    weights = [layer.weight.detach().clone().requires_grad_() for layer in cond.hidden_layers]
+    biases = [layer.bias.detach().clone().requires_grad_() for layer in cond.hidden_layers]
+    w_out = cond.output_layer.weight.detach().clone().requires_grad_()
+
+    def dense():
+        h = x
+        for w, b in zip(weights, biases):
+            h = torch.relu(F.linear(h, w, b))
+        return F.linear(h, w_out)
+
+    def forward():
+        with torch.no_grad():
+            return dense()
+
+    def forward_backward():
+        for t in [*weights, *biases, w_out]:
+            t.grad = None
+        dense().sum().backward()
+
+    return forward, forward_backward
+
+
+def bench_made_vs_dense(models, data, timer, args) -> Dict[str, Any]:
+    """Section 2: MADE's log_prob (and its masked network alone) against the dense MLP."""
+    out = {}
+    for name in ("MADE", "MADE 2 layers"):
+        made, x = models[name], data[name]
+        dense_fwd, dense_fb = dense_mlp_fns(made, x)
+        made_fwd, made_fb = log_prob_fns(made, x)
+
+        def net_fwd(made=made, x=x):
+            with torch.no_grad():
+                return made.conditioner(made.conditional.encode(x, x.dtype))
+
+        t = timer({"made": made_fwd, "made_net": net_fwd, "dense": dense_fwd, "made_fb": made_fb, "dense_fb": dense_fb},
+                  args.repeats, args.device)
+        out[name] = {**t, "fraction_forward": t["dense"]["ms"] / t["made"]["ms"],
+                     "fraction_conditioner_forward": t["dense"]["ms"] / t["made_net"]["ms"],
+                     "fraction_forward_backward": t["dense_fb"]["ms"] / t["made_fb"]["ms"]}
+    return out
+
+
+def bench_nade(models, data, timer, args) -> Dict[str, Any]:
+    """Section 3 and 4: NADE against the cumsum and loop versions, in time and memory."""
+    nade, x = models["NADE"], data["NADE"]
+    with torch.no_grad():  # the baselines compute the same numbers
+        ref = nade().log_prob(x)
+        for variant, fn in NADE_BASELINES.items():
+            err = (fn(x, *nade_params(nade)) - ref).abs().max().item()
+            if err > 1e-4 * max(1.0, ref.abs().max().item()):
+                raise RuntimeError(f"NADE baseline {variant} disagrees with pyro_ar by {err}")
+    variants = ("ours", "cumsum", "loop")
+    losses = {v: nade_variant_fn(v, nade, x) for v in variants}
+
+    def no_grad_call(fn):
+        def call():
+            with torch.no_grad():
+                return fn()
+
+        return call
+
+    fwd = timer({v: no_grad_call(losses[v]) for v in variants}, args.repeats, args.device)
+    fwd_bwd = timer({v: (lambda fn=losses[v]: fn().backward()) for v in variants}, max(3, args.repeats // 2),
+                    args.device)
+    saved = {v: saved_tensor_bytes(losses[v]) for v in variants}
+    memory = {} if args.no_memory else {v: measure_memory(args, v) for v in variants}
+    return {"forward": fwd, "forward_backward": fwd_bwd, "saved_bytes": saved, "peak_memory": memory}
+
+
+def bench_sampling(models, data, timer, args) -> Dict[str, Any]:
+    """Section 5: sampling against one log_prob pass and against naive sampling."""
+    n, B, dev = args.n, args.batch, args.device
+    out: Dict[str, Any] = {}
+    for name, model in models.items():
+        log_prob, _ = log_prob_fns(model, data[name])
+        t = timer({"log_prob": log_prob, "sample": lambda model=model: model().sample((B,))}, args.sample_repeats, dev)
+        steps = min(args.naive_steps, n)
+        naive = timer({"naive": lambda model=model: naive_sample(model, B, steps)}, 1, dev, warmup=0)
+        naive_ms = naive["naive"]["ms"] * n / steps
+        lp, sm = t["log_prob"]["ms"], t["sample"]["ms"]
+        out[name] = {"log_prob_ms": lp, "sample_ms": sm, "naive_sample_ms": naive_ms, "naive_steps_timed": steps,
+                     "sample_over_log_prob": sm / lp, "naive_over_log_prob": naive_ms / lp, "naive_over_ours": naive_ms / sm}
+    # The least any one-variable-per-step loop through torch.distributions costs: n draws.
+    floor = timer({"floor": lambda: bernoulli_draws(n, B, dev)}, args.sample_repeats, dev)["floor"]["ms"]
+    out["floor"] = {"sample_ms": floor, "over_fvsbn_log_prob": floor / out["FVSBN"]["log_prob_ms"]}
+    return out
+
+
+def bench_nflows(models, data, timer, args, sampling) -> Dict[str, Any]:
+    """nflows' MixtureOfGaussiansMADE with our MoG-MADE's sizes: log_prob and sampling."""
+    try:
+        from nflows.nn.nde import MixtureOfGaussiansMADE
+    except ImportError:
+        return {"skipped": "nflows not importable: run benchmarks/nflows_env.sh and use its python"}
+    if args.device != "cpu":
+        return {"skipped": "nflows 0.14 MixtureOfGaussiansMADE.sample allocates on the CPU only"}
+    n, B, d, k = args.n, args.batch, args.d, args.components
+    torch.manual_seed(args.seed)
+    # Same shapes as ours: one masked hidden layer of d units (no residual blocks). Its
+    # sample() needs a context (it reads context.shape[0]), so it gets a 1-d zero context.
+    config = dict(features=n, hidden_features=d, context_features=1, num_blocks=0, use_residual_blocks=False,
+                  num_mixture_components=k)
+    peer = MixtureOfGaussiansMADE(**config)
+    x = data[mog_name(args)]
+    ctx_rows, ctx_one = torch.zeros(B, 1), torch.zeros(1, 1)
+
+    def log_prob():
+        with torch.no_grad():
+            return peer.log_prob(x, context=ctx_rows)
+
+    lp = timer({"log_prob": log_prob}, args.repeats, args.device)["log_prob"]["ms"]
+    sm = timer({"sample": lambda: peer.sample(B, context=ctx_one)}, 1, args.device, warmup=0)["sample"]["ms"]
+    return {"log_prob_ms": lp, "sample_ms": sm, "sample_over_log_prob": sm / lp,
+            "nflows_over_ours_sample": sm / sampling[mog_name(args)]["sample_ms"],
+            "config": "MixtureOfGaussiansMADE(" + ", ".join(f"{a}={b}" for a, b in config.items()) + ")"}
+
+
+def mog_name(args) -> str:
+    return f"MoG-MADE (K={args.components})"
+
+
+def targets_of(result: Dict[str, Any]) -> Dict[str, bool]:
+    nade, sampling = result["nade_vs_straightforward"], result["sampling"]
+    targets = {
+        "MADE log_prob >= 0.5 of dense matmul throughput": result["made_vs_dense"]["MADE"]["fraction_forward"] >= 0.5,
+        "NADE log_prob >= 5x faster than cumsum": nade["forward"]["cumsum"]["ms"] >= 5 * nade["forward"]["ours"]["ms"],
+        "NADE sampling <= 5x log_prob": sampling["NADE"]["sample_over_log_prob"] <= 5,
+        "FVSBN sampling <= 5x log_prob": sampling["FVSBN"]["sample_over_log_prob"] <= 5,
+        "MADE sampling <= 50x log_prob": sampling["MADE"]["sample_over_log_prob"] <= 50,
+    }
+    if nade["peak_memory"]:
+        peak = {v: m["peak_bytes"] for v, m in nade["peak_memory"].items()}
+        targets["NADE fwd+bwd peak memory <= cumsum's"] = peak["ours"] <= peak["cumsum"]
+    return targets
+
+
+def report(result: Dict[str, Any], args) -> str:
+    """The markdown tables of a result."""
+    ms = lambda t: t["ms"]  # noqa: E731
+    lines = [f"## log_prob, batch of {args.batch} ({args.stat} of the repeats)"]
+    lines.append(markdown_table(["model", "forward ms", "forward+backward ms"],
+                                [[k, ms(v["forward"]), ms(v["forward_backward"])] for k, v in result["log_prob"].items()]))
+    lines.append("\n## MADE against a dense MLP of the same shapes (fraction = dense time / MADE time)")
+    lines.append(markdown_table(
+        ["model", "dense fwd ms", "MADE net fwd ms", "MADE log_prob ms", "fraction (net)", "fraction (log_prob)",
+         "dense fwd+bwd ms", "MADE fwd+bwd ms", "fraction (fwd+bwd)"],
+        [[k, ms(t["dense"]), ms(t["made_net"]), ms(t["made"]), t["fraction_conditioner_forward"], t["fraction_forward"],
+          ms(t["dense_fb"]), ms(t["made_fb"]), t["fraction_forward_backward"]] for k, t in result["made_vs_dense"].items()]))
+    nade = result["nade_vs_straightforward"]
+    lines.append("\n## NADE log_prob against straightforward implementations")
+    rows = []
+    for v in ("ours", "cumsum", "loop"):
+        peak = nade["peak_memory"].get(v, {}).get("peak_bytes", float("nan"))
+        f, fb = nade["forward"], nade["forward_backward"]
+        rows.append([v, ms(f[v]), ms(f[v]) / ms(f["ours"]), ms(fb[v]), ms(fb[v]) / ms(fb["ours"]),
+                     nade["saved_bytes"][v] / 2**20, peak / 2**20])
+    lines.append(markdown_table(["implementation", "forward ms", "x ours", "fwd+bwd ms", "x ours",
+                                 "saved for backward MiB", "peak fwd+bwd MiB"], rows))
+    sampling, peer = result["sampling"], result["nflows"]
+    lines.append(f"\n## Sampling a batch of {args.batch} (naive: the full network rerun n times, "
+                 f"{min(args.naive_steps, args.n)} steps timed and scaled to n = {args.n})")
+    rows = [[k, s["log_prob_ms"], s["sample_ms"], s["sample_over_log_prob"], s["naive_sample_ms"],
+             s["naive_over_log_prob"], s["naive_over_ours"]] for k, s in sampling.items() if k != "floor"]
+    if "sample_ms" in peer:
+        rows.append([f"nflows MoG-MADE (K={args.components})", peer["log_prob_ms"], peer["sample_ms"],
+                     peer["sample_over_log_prob"], float("nan"), float("nan"), float("nan")])
+    lines.append(markdown_table(["model", "log_prob ms", "sample ms", "sample / log_prob", "naive sample ms",
+                                 "naive / log_prob", "naive / ours"], rows))
+    floor = sampling["floor"]
+    lines.append(f"\nFloor of any loop that draws one variable per step through torch.distributions: {args.n} bare "
+                 f"Bernoulli draws of {args.batch} rows take {floor['sample_ms']:.3g} ms = "
+                 f"{floor['over_fvsbn_log_prob']:.3g}x FVSBN's log_prob.")
+    if "skipped" in peer:
+        lines.append(f"\nnflows rows skipped: {peer['skipped']}")
+    else:
+        lines.append(f"\nnflows' sampling takes {peer['nflows_over_ours_sample']:.3g}x as long as ours "
+                     f"({mog_name(args)}, same layer sizes).")
+    lines.append("\n## Targets")
+    lines += [f"- {k}: {'met' if ok else 'MISSED'}" for k, ok in result["targets"].items()]
+    return "\n".join(lines)
+
+
 # ---- the run -----------------------------------------------------------------------------
 
 
@@ -252,193 +447,28 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise SystemExit("--device cuda was asked for but torch.cuda.is_available() is False")
     if args.quick:
         args.n, args.d, args.batch, args.repeats, args.sample_repeats, args.naive_steps = 64, 32, 16, 1, 1, 4
-    dev, n, B = args.device, args.n, args.batch
     timer = functools.partial(time_interleaved, stat=args.stat)
     started = time.perf_counter()
-    info = machine_info(dev)
-    result: Dict[str, Any] = {"date": now_iso(), "command": command_line(), "machine": info,
-                              "sizes": {"n": n, "d": args.d, "batch": B, "components": args.components}}
-    print(f"# pyro_ar speed, n={n}, d={args.d}, batch={B}, device={dev}")
+    info = machine_info(args.device)
+    print(f"# pyro_ar speed, n={args.n}, d={args.d}, batch={args.batch}, device={args.device}")
     print(f"{info['cpu']}, {info['logical_cores']} logical cores, torch {info['torch']} with "
           f"{info['torch_threads']} threads" + (f", {info['gpu']}" if "gpu" in info else "")
-          + f"; load average {info.get('load_average_1_5_15min')}\n")
+          + f"; load average {info.get('load_average_1_5_15min')}\n", flush=True)
 
-    models = build_models(n, args.d, args.components, dev, args.seed)
-    data = {k: data_for(m, B, dev) for k, m in models.items()}
-
-    # 1. log_prob forward and forward+backward ------------------------------------------
-    fwd = timer({k: log_prob_fns(m, data[k])[0] for k, m in models.items()}, args.repeats, dev)
-    fwd_bwd = timer({k: log_prob_fns(m, data[k])[1] for k, m in models.items()}, args.repeats, dev)
-    result["log_prob"] = {k: {"forward": fwd[k], "forward_backward": fwd_bwd[k]} for k in models}
-
-    # 2. MADE against a dense MLP of the same shapes ------------------------------------
-    dense_rows, result["made_vs_dense"] = [], {}
-    for name in ("MADE", "MADE 2 layers"):
-        made = models[name]
-        weights = [layer.weight.detach().clone() for layer in made.conditioner.hidden_layers]
-        biases = [layer.bias.detach().clone() for layer in made.conditioner.hidden_layers]
-        w_out = made.conditioner.output_layer.weight.detach().clone()
-        leaves = [t.requires_grad_() for t in [*weights, *biases, w_out]]
-        x = data[name]
-
-        def dense(x=x, weights=weights, biases=biases, w_out=w_out):
-            h = x
-            for w, b in zip(weights, biases):
-                h = torch.relu(F.linear(h, w, b))
-            return F.linear(h, w_out)
-
-        def dense_fwd(dense=dense):
-            with torch.no_grad():
-                return dense()
-
-        def dense_fwd_bwd(dense=dense, leaves=leaves):
-            for t in leaves:
-                t.grad = None
-            dense().sum().backward()
-
-        made_fwd, made_fwd_bwd = log_prob_fns(made, x)
-
-        def conditioner_fwd(made=made, x=x):
-            with torch.no_grad():
-                return made.conditioner(made.conditional.encode(x, torch.float32))
-
-        t = timer({"made": made_fwd, "made_net": conditioner_fwd, "dense": dense_fwd,
-                              "made_fb": made_fwd_bwd, "dense_fb": dense_fwd_bwd}, args.repeats, dev)
-        frac = t["dense"]["ms"] / t["made"]["ms"]
-        frac_net = t["dense"]["ms"] / t["made_net"]["ms"]
-        frac_fb = t["dense_fb"]["ms"] / t["made_fb"]["ms"]
-        result["made_vs_dense"][name] = {**t, "fraction_forward": frac, "fraction_conditioner_forward": frac_net,
-                                         "fraction_forward_backward": frac_fb}
-        dense_rows.append([name, t["dense"]["ms"], t["made_net"]["ms"], t["made"]["ms"], frac_net,
-                           frac, t["dense_fb"]["ms"], t["made_fb"]["ms"], frac_fb])
-
-    # 3. NADE against straightforward implementations -------------------------------------
-    nade = models["NADE"]
-    x = data["NADE"]
-    with torch.no_grad():
-        ref = nade().log_prob(x)
-        for variant, fn in NADE_BASELINES.items():
-            err = (fn(x, *nade_params(nade)) - ref).abs().max().item()
-            if err > 1e-4 * max(1.0, ref.abs().max().item()):
-                raise RuntimeError(f"NADE baseline {variant} disagrees with pyro_ar by {err}")
-    variants = ("ours", "cumsum", "loop")
-    losses = {v: nade_variant_fn(v, nade, x) for v in variants}
-
-    def no_grad_call(fn):
-        def call():
-            with torch.no_grad():
-                return fn()
-        return call
-
-    def fb_call(fn):
-        return lambda: fn().backward()
-
-    nade_fwd = timer({v: no_grad_call(losses[v]) for v in variants}, args.repeats, dev)
-    nade_fb = timer({v: fb_call(losses[v]) for v in variants}, max(3, args.repeats // 2), dev)
-    saved = {v: saved_tensor_bytes(losses[v]) for v in variants}
-    memory: Dict[str, Any] = {}
-    if not args.no_memory:
-        memory = {v: measure_memory(args, v) for v in variants}
-    result["nade_vs_straightforward"] = {"forward": nade_fwd, "forward_backward": nade_fb, "saved_bytes": saved,
-                                         "peak_memory": memory}
-
-    # 5. sampling ----------------------------------------------------------------------------
-    sampling = {}
-    for name, model in models.items():
-        lp, _ = log_prob_fns(model, data[name])
-        t = timer({"log_prob": lp, "sample": lambda model=model: model().sample((B,))},
-                             args.sample_repeats, dev)
-        steps = min(args.naive_steps, n)
-        naive = timer({"naive": lambda model=model: naive_sample(model, B, steps)}, 1, dev, warmup=0)
-        naive_ms = naive["naive"]["ms"] * n / steps
-        sampling[name] = {"log_prob_ms": t["log_prob"]["ms"], "sample_ms": t["sample"]["ms"],
-                          "naive_sample_ms": naive_ms, "naive_steps_timed": steps,
-                          "sample_over_log_prob": t["sample"]["ms"] / t["log_prob"]["ms"],
-                          "naive_over_log_prob": naive_ms / t["log_prob"]["ms"],
-                          "naive_over_ours": naive_ms / t["sample"]["ms"]}
-    # The least any one-variable-per-step loop through torch.distributions costs: n draws.
-    floor = timer({"floor": lambda: bernoulli_draws(n, B, dev)}, args.sample_repeats, dev)["floor"]["ms"]
-    sampling["floor: n Bernoulli draws"] = {"sample_ms": floor,
-                                           "over_fvsbn_log_prob": floor / sampling["FVSBN"]["log_prob_ms"]}
-    result["sampling"] = sampling
-
-    nflows_cls = try_nflows()
-    nflows_result: Dict[str, Any] = {}
-    mog_name = f"MoG-MADE (K={args.components})"
-    if nflows_cls is None:
-        nflows_result["skipped"] = "nflows not importable: run benchmarks/nflows_env.sh and use its python"
-    elif dev != "cpu":
-        nflows_result["skipped"] = "nflows 0.14 MixtureOfGaussiansMADE.sample allocates on the CPU only"
-    else:
-        torch.manual_seed(args.seed)
-        # Same shapes as ours: one masked hidden layer of d units (no residual blocks). Its
-        # sample() needs a context (it reads context.shape[0]), so it gets a 1-d zero context.
-        peer = nflows_cls(features=n, hidden_features=args.d, context_features=1, num_blocks=0,
-                          use_residual_blocks=False, num_mixture_components=args.components)
-        xm = data[mog_name]
-        ctx_rows, ctx_one = torch.zeros(B, 1), torch.zeros(1, 1)
-
-        def peer_log_prob():
-            with torch.no_grad():
-                return peer.log_prob(xm, context=ctx_rows)
-
-        peer_t = timer({"log_prob": peer_log_prob}, args.repeats, dev)
-        peer_s = timer({"sample": lambda: peer.sample(B, context=ctx_one)}, 1, dev, warmup=0)
-        nflows_result = {"log_prob_ms": peer_t["log_prob"]["ms"], "sample_ms": peer_s["sample"]["ms"],
-                         "sample_over_log_prob": peer_s["sample"]["ms"] / peer_t["log_prob"]["ms"],
-                         "nflows_over_ours_sample": peer_s["sample"]["ms"] / sampling[mog_name]["sample_ms"],
-                         "config": f"MixtureOfGaussiansMADE(features={n}, hidden_features={args.d}, context_features=1, "
-                                   f"num_blocks=0, use_residual_blocks=False, num_mixture_components={args.components})"}
-    result["nflows"] = nflows_result
-
-    # ---- report ------------------------------------------------------------------------------
-    print("## log_prob, batch of", B)
-    print(markdown_table(["model", "forward ms", "forward+backward ms"],
-                         [[k, fwd[k]["ms"], fwd_bwd[k]["ms"]] for k in models]))
-    print("\n## MADE against a dense MLP of the same shapes (fraction = dense time / MADE time)")
-    print(markdown_table(["model", "dense fwd ms", "MADE net fwd ms", "MADE log_prob ms", "fraction (net)",
-                          "fraction (log_prob)", "dense fwd+bwd ms", "MADE fwd+bwd ms", "fraction (fwd+bwd)"], dense_rows))
-    print("\n## NADE log_prob against straightforward implementations")
-    rows = []
-    for v in variants:
-        mem = memory.get(v, {}).get("peak_bytes", float("nan"))
-        rows.append([v, nade_fwd[v]["ms"], nade_fwd[v]["ms"] / nade_fwd["ours"]["ms"],
-                     nade_fb[v]["ms"], nade_fb[v]["ms"] / nade_fb["ours"]["ms"],
-                     saved[v] / 2**20, mem / 2**20])
-    print(markdown_table(["implementation", "forward ms", "x ours", "fwd+bwd ms", "x ours", "saved for backward MiB",
-                          "peak fwd+bwd MiB"], rows))
-    print("\n## Sampling a batch of", B, f"(naive: the full network rerun n times, {min(args.naive_steps, n)} steps timed)")
-    rows = [[k, s["log_prob_ms"], s["sample_ms"], s["sample_over_log_prob"], s["naive_sample_ms"],
-             s["naive_over_log_prob"], s["naive_over_ours"]] for k, s in sampling.items() if "log_prob_ms" in s]
-    if "sample_ms" in nflows_result:
-        rows.append([f"nflows MoG-MADE (K={args.components})", nflows_result["log_prob_ms"], nflows_result["sample_ms"],
-                     nflows_result["sample_over_log_prob"], float("nan"), float("nan"), float("nan")])
-    print(markdown_table(["model", "log_prob ms", "sample ms", "sample / log_prob", "naive sample ms",
-                          "naive / log_prob", "naive / ours"], rows))
-    fl = sampling["floor: n Bernoulli draws"]
-    print(f"\nFloor of any loop drawing one variable per step through torch.distributions: {n} bare Bernoulli "
-          f"draws of {B} rows take {fl['sample_ms']:.3g} ms = {fl['over_fvsbn_log_prob']:.3g}x FVSBN's log_prob.")
-    if "skipped" in nflows_result:
-        print(f"\nnflows rows skipped: {nflows_result['skipped']}")
-    else:
-        print(f"\nnflows sampling takes {nflows_result['nflows_over_ours_sample']:.1f}x as long as ours ({mog_name}).")
-
-    targets = {
-        "MADE log_prob >= 0.5 of dense matmul throughput": result["made_vs_dense"]["MADE"]["fraction_forward"] >= 0.5,
-        "NADE log_prob >= 5x faster than cumsum": nade_fwd["cumsum"]["ms"] >= 5 * nade_fwd["ours"]["ms"],
-        "NADE sampling <= 5x log_prob": sampling["NADE"]["sample_over_log_prob"] <= 5,
-        "FVSBN sampling <= 5x log_prob": sampling["FVSBN"]["sample_over_log_prob"] <= 5,
-        "MADE sampling <= 50x log_prob": sampling["MADE"]["sample_over_log_prob"] <= 50,
-    }
-    if memory:
-        targets["NADE fwd+bwd peak memory <= cumsum's"] = memory["ours"]["peak_bytes"] <= memory["cumsum"]["peak_bytes"]
-    result["targets"] = targets
-    print("\n## Targets")
-    for k, ok in targets.items():
-        print(f"- {k}: {'met' if ok else 'MISSED'}")
-    result["machine"]["load_average_at_end"] = machine_info(dev).get("load_average_1_5_15min")
+    models = build_models(args.n, args.d, args.components, args.device, args.seed)
+    data = {k: data_for(m, args.batch, args.device) for k, m in models.items()}
+    result: Dict[str, Any] = {"date": now_iso(), "command": command_line(), "machine": info,
+                              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}
+    result["log_prob"] = bench_log_prob(models, data, timer, args)
+    result["made_vs_dense"] = bench_made_vs_dense(models, data, timer, args)
+    result["nade_vs_straightforward"] = bench_nade(models, data, timer, args)
+    result["sampling"] = bench_sampling(models, data, timer, args)
+    result["nflows"] = bench_nflows(models, data, timer, args, result["sampling"])
+    result["targets"] = targets_of(result)
+    result["machine"]["load_average_at_end"] = machine_info(args.device).get("load_average_1_5_15min")
     result["wall_seconds"] = time.perf_counter() - started
-    out = args.out or RESULTS_DIR / f"speed_{dev.split(':')[0]}{'_quick' if args.quick else ''}.json"
+    print(report(result, args))
+    out = args.out or RESULTS_DIR / f"speed_{args.device.split(':')[0]}{'_quick' if args.quick else ''}.json"
     write_json(out, result)
     print(f"\nwrote {out} ({result['wall_seconds']:.0f} s)")
 

@@ -159,7 +159,9 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
         raise ValueError(f"checkpoint {str(p)!r} is missing the keys {missing}")
     version = payload["version"]
     if not isinstance(version, int) or not 1 <= version <= VERSION:
-        raise ValueError(f"checkpoint {str(p)!r} has format version {version!r}; this pyro_ar reads versions 1..{VERSION}")
+        raise ValueError(
+            f"checkpoint {str(p)!r} has format version {version!r}; this pyro_ar reads versions 1..{VERSION}"
+        )
     return payload
 
 
@@ -184,7 +186,8 @@ def _build(payload: Dict[str, Any], source: str) -> AutoregressiveModel:
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise ValueError(
-            f"checkpoint {source!r} does not match a {name} with its hparams: missing {missing}, unexpected {unexpected}"
+            f"checkpoint {source!r} does not match a {name} with its hparams: "
+            f"missing {missing}, unexpected {unexpected}"
         )
     for key, value in state.items():
         if value.shape != expected[key].shape:

@@ -88,14 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="train a model, report test NLL, write checkpoint, metrics and plots")
     fit.add_argument("--model", choices=MODELS, default="made", help="the conditioner (default: made)")
-    fit.add_argument("--conditional", choices=CONDITIONALS, default="bernoulli", help="the per-variable head")
+    fit.add_argument("--conditional", choices=CONDITIONALS, default="bernoulli", help="the per-variable head (default: bernoulli)")
     fit.add_argument(
         "--data", default="digits", help="digits (embedded, default), fashion-mnist, or a .npy/.npz/.csv/IDX file"
     )
-    fit.add_argument("--levels", type=_positive_int, help="categorical levels K (default 4 for images, max+1 for files)")
+    fit.add_argument(
+        "--levels", type=_positive_int, help="categorical levels K (default 4 for images, max+1 for files)"
+    )
     fit.add_argument("--threshold", type=float, help="binarize file data with x > T for the bernoulli head")
     fit.add_argument("--components", type=_positive_int, default=5, help="mixture components for mog (default 5)")
-    fit.add_argument("--hidden-size", type=_positive_int, help="NADE hidden units / MADE layer width (default 128 / 512)")
+    fit.add_argument(
+        "--hidden-size", type=_positive_int, help="NADE hidden units / MADE layer width (default 128 / 512)"
+    )
     fit.add_argument("--num-layers", type=_positive_int, default=1, help="MADE hidden layers (default 1)")
     fit.add_argument("--num-masks", type=_positive_int, default=1, help="MADE masks/orders (default 1)")
     fit.add_argument("--order", choices=sorted(ORDERS), default="identity", help="variable order (default identity)")
@@ -104,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--lr", type=_positive_float, help="Adam learning rate (default 1e-2 for fvsbn and nade, 3e-3 for made)"
     )
-    fit.add_argument("--patience", type=_positive_int, default=20, help="early-stopping patience in epochs (default 20)")
+    fit.add_argument(
+        "--patience", type=_positive_int, default=20, help="early-stopping patience in epochs (default 20)"
+    )
     fit.add_argument("--max-train", type=_positive_int, help="use only the first N training rows")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
@@ -202,8 +208,8 @@ def _pyplot():
     return plt
 
 
-def to_display(samples: torch.Tensor, preprocessing: Dict[str, Any]) -> np.ndarray:
-    """Model-space samples ``(N, n)`` -> values in data units (for .npy) as float64."""
+def to_data_units(samples: torch.Tensor, preprocessing: Dict[str, Any]) -> np.ndarray:
+    """Model-space samples ``(N, n)`` -> float64 values in data units (mog: un-standardized)."""
     x = samples.double().cpu()
     if preprocessing.get("kind") == "mog":
         x = x * torch.tensor(preprocessing["std"], dtype=torch.float64) + torch.tensor(
@@ -222,8 +228,8 @@ def _intensity(values: np.ndarray, preprocessing: Dict[str, Any]) -> np.ndarray:
     top = preprocessing.get("max_level")
     if top is not None:  # dequantized grey levels live in [0, max_level + 1)
         return np.clip(values / (top + 1), 0.0, 1.0)
-    lo, hi = np.percentile(values, [1, 99])
-    return np.clip((values - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    lo, hi = np.percentile(values, [1, 99], axis=0)  # per variable: columns may have any scale
+    return np.clip((values - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
 
 
 def save_sample_grid(
@@ -328,6 +334,7 @@ def run_fit(args: argparse.Namespace) -> int:
         raise UsageError("--levels applies to --conditional categorical only")
     if args.threshold is not None and args.conditional != "bernoulli":
         raise UsageError("--threshold applies to --conditional bernoulli only")
+    args.lr = args.lr or DEFAULT_LR[args.model]
     out = Path(args.out or f"runs/{args.model}-{args.conditional}")
     check_out_dir(out, args.overwrite)
     data = load_dataset(
@@ -337,7 +344,9 @@ def run_fit(args: argparse.Namespace) -> int:
     info = setup_distributed(args.device)
     if args.batch_size % info.world_size:
         teardown_distributed(info)
-        raise UsageError(f"--batch-size {args.batch_size} must be divisible by the number of processes ({info.world_size})")
+        raise UsageError(
+            f"--batch-size {args.batch_size} must be divisible by the number of processes ({info.world_size})"
+        )
     try:
         return _fit(args, data, out, info, t0)
     finally:
@@ -361,7 +370,7 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
         data.valid,
         epochs=args.epochs,
         batch_size=args.batch_size,
-        lr=args.lr or DEFAULT_LR[args.model],
+        lr=args.lr,
         patience=args.patience,
         seed=args.seed,
         info=info,
@@ -409,11 +418,13 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
             preprocessing=data.preprocessing,
             image_shape=list(data.image_shape) if data.image_shape else None,
             log_scale=data.log_scale,
-            metrics={k: v for k, v in report.items()},
+            metrics=dict(report),
             seed=args.seed,
         )
-        save_sample_grid(to_display(samples, data.preprocessing), stage.path / "samples.png", data.preprocessing, data.image_shape)
-        save_learning_curve(history.to_dict(), stage.path / "learning_curve.png", f"{args.model} / {args.conditional} on {Path(data.name).name}")
+        values = to_data_units(samples, data.preprocessing)
+        save_sample_grid(values, stage.path / "samples.png", data.preprocessing, data.image_shape)
+        title = f"{args.model} / {args.conditional} on {Path(data.name).name}"
+        save_learning_curve(history.to_dict(), stage.path / "learning_curve.png", title)
         metrics["total_seconds"] = time.perf_counter() - t0
         (stage.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         stage.commit()
@@ -469,7 +480,7 @@ def run_sample(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed)
     with torch.no_grad():
         samples = net().sample((args.num_samples,), temperature=args.temperature).cpu()
-    values = to_display(samples, prep)
+    values = to_data_units(samples, prep)
     if out.suffix.lower() == ".npy":
         np.save(out, values)
     else:

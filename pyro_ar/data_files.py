@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyro_ar.datasets import DIGITS_MAX_LEVEL, binarize, dequantize, digits_split, quantize
+from pyro_ar.datasets import DIGITS_MAX_LEVEL, dequantize, digits_split, quantize
 
 __all__ = [
     "DataSet",
@@ -332,7 +332,7 @@ def _file_source(path: "str | os.PathLike[str]") -> RawSource:
 def _fashion_dir() -> Optional[Path]:
     candidates = [os.environ.get("PYRO_AR_FASHION_MNIST_DIR"), *FASHION_MNIST_DIRS]
     for c in candidates:
-        if c and (Path(c) / "train-images-idx3-ubyte.gz").is_file() and (Path(c) / "t10k-images-idx3-ubyte.gz").is_file():
+        if c and all((Path(c) / f"{part}-images-idx3-ubyte.gz").is_file() for part in ("train", "t10k")):
             return Path(c)
     return None
 

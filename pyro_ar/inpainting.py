@@ -234,10 +234,11 @@ def _prefix_log_probs(d: "Autoregressive", filled: Tensor, mask: Tensor, batch: 
     dtype, _ = d._param_dtype_device()
     x = d.conditional.encode(filled, dtype)
     out = []
-    for m in d.members:
-        params = d.conditioner(x, d.context, member=m)
-        lp = d.conditional.log_prob(params, filled)
-        out.append(torch.where(mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device)).sum(-1).expand(batch))
+    with d._bound_weights():
+        for m in d.members:
+            params = d.conditioner(x, d.context, member=m)
+            lp = d.conditional.log_prob(params, filled)
+            out.append(torch.where(mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device)).sum(-1).expand(batch))
     return torch.stack(out)
 
 

@@ -242,7 +242,8 @@ def train(
 
     loss_module: nn.Module = NegativeLogLikelihood(net)
     if info.enabled:
-        loss_module = DistributedDataParallel(loss_module, device_ids=[info.device] if info.device.type == "cuda" else None)
+        device_ids = [info.device] if info.device.type == "cuda" else None
+        loss_module = DistributedDataParallel(loss_module, device_ids=device_ids)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
     sampler = DistributedSampler(range(n_train), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
     mask_gen = torch.Generator().manual_seed(seed + 1)
@@ -274,11 +275,13 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                value = float(loss.detach())
+                # The global mean loss (ranks hold equal shards), so that every rank sees the same
+                # value and a divergence stops all of them at once instead of leaving some waiting.
+                value = _all_sum([float(loss.detach())], info)[0] / info.world_size
                 if not math.isfinite(value):
                     raise FloatingPointError(f"the training loss became {value} at epoch {epoch}; try a smaller --lr")
                 if history.steps == 0:
-                    history.first_step_loss = _all_sum([value], info)[0] / info.world_size
+                    history.first_step_loss = value
                 history.steps += 1
                 loss_sum += value * batch.shape[0]
                 loss_count += batch.shape[0]

@@ -9,7 +9,8 @@ argument names and ``pytest_generate_tests`` parametrizes it over the matching f
 * ``ar_mog_spec``: fixtures with a mixture-of-Gaussians head;
 * ``ar_ensemble_spec``: MADE fixtures with several masks;
 * ``ar_member``: ``(spec, member)`` for every member (MADE mask) of every fixture;
-* ``ar_context_member``: the same, for the fixtures with a context.
+* ``ar_mog_member``, ``ar_context_member``: the same, for the mixture-of-Gaussians
+  fixtures and for the fixtures with a context.
 
 (The ``ar_`` prefix keeps these names clear of other test files' own parameters.)
 
@@ -200,13 +201,18 @@ MOG_SPECS = [s for s in SPECS if not s.is_discrete]
 ENSEMBLE_SPECS = [s for s in SPECS if s.num_masks > 1]
 MEMBER_SPECS = [(s, m) for s in SPECS for m in range(s.num_masks)]
 
+def _member_id(spec_member: tuple) -> str:
+    return f"{spec_member[0].id}-mask{spec_member[1]}"
+
+
 _PARAMS = {
     "ar_spec": (SPECS, lambda s: s.id),
     "ar_discrete_spec": (DISCRETE_SPECS, lambda s: s.id),
     "ar_mog_spec": (MOG_SPECS, lambda s: s.id),
     "ar_ensemble_spec": (ENSEMBLE_SPECS, lambda s: s.id),
-    "ar_member": (MEMBER_SPECS, lambda sm: f"{sm[0].id}-mask{sm[1]}"),
-    "ar_context_member": ([sm for sm in MEMBER_SPECS if sm[0].context_size], lambda sm: f"{sm[0].id}-mask{sm[1]}"),
+    "ar_member": (MEMBER_SPECS, _member_id),
+    "ar_mog_member": ([sm for sm in MEMBER_SPECS if not sm[0].is_discrete], _member_id),
+    "ar_context_member": ([sm for sm in MEMBER_SPECS if sm[0].context_size is not None], _member_id),
 }
 
 

@@ -180,7 +180,8 @@ def test_missing_and_unexpected_parameters(good):
     payload = torch.load(good, weights_only=True)
     payload["state_dict"]["extra.weight"] = payload["state_dict"].pop("conditioner.output_layer.weight")
     torch.save(payload, good)
-    with pytest.raises(ValueError, match=r"missing \['conditioner.output_layer.weight'\], unexpected \['extra.weight'\]"):
+    message = r"missing \['conditioner.output_layer.weight'\], unexpected \['extra.weight'\]"
+    with pytest.raises(ValueError, match=message):
         pyro_ar.load(good)
 
 

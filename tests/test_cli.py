@@ -131,7 +131,9 @@ def test_evaluate_and_sample_subcommands(runs, tmp_path, capsys):
 
 def test_evaluate_in_a_subprocess_on_another_split(runs):
     proc, out = runs[("fvsbn", "bernoulli")]
-    result = _run([sys.executable, "-m", "pyro_ar", "evaluate", "--checkpoint", str(out / "model.pt"), "--data", "digits", "--split", "valid", "--json"])
+    checkpoint = str(out / "model.pt")
+    command = ["evaluate", "--checkpoint", checkpoint, "--data", "digits", "--split", "valid", "--json"]
+    result = _run([sys.executable, "-m", "pyro_ar", *command])
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     metrics = json.loads((out / "metrics.json").read_text())

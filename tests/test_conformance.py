@@ -213,18 +213,42 @@ def test_chi_square_has_power(ar_discrete_spec):
     assert not chi_square_passes(good, flattened, k), "a 15% flattened density passes"
 
 
-def test_mog_samples_fit_density(ar_mog_spec, exact_chi2sf):
-    """Pyro's goodness of fit (density test in 1-D, nearest neighbours above) of samples to
-    ``exp(log_prob)``, and the same bound rejecting samples stretched by 1.5."""
-    from pyro.distributions.testing.gof import auto_goodness_of_fit
+def rosenblatt(net, x: torch.Tensor, context, member: int) -> torch.Tensor:
+    """``u_i = F_i(x_i | x_<i)``, the CDF of each mixture-of-Gaussians conditional at the
+    sample: ``x: (N, n) -> (N, n)``. For exact samples of the member, the ``u`` are iid
+    Uniform(0, 1) (Rosenblatt's transform), however sharp or multimodal the conditionals."""
+    params = net.conditioner(net.conditional.encode(x, F64), context, member=member)
+    logits, means, scales = net.conditional.split(params)
+    cdf = torch.distributions.Normal(means, scales).cdf(x.unsqueeze(-1))
+    return (logits.softmax(-1) * cdf).sum(-1)
 
-    spec = ar_mog_spec
-    d = spec.build()(spec.context())
+
+def uniform_iid(u: torch.Tensor, alpha: float = 1e-3) -> bool:
+    """Each column Uniform(0, 1) (Kolmogorov-Smirnov) and the joint uniform on a grid of
+    ``3^n`` cells (chi-square), both at level ``alpha``."""
+    if any(stats.kstest(col.numpy(), "uniform").pvalue < alpha for col in u.T):
+        return False
+    cells = (u * 3).long().clamp(0, 2)
+    index = (cells * 3 ** torch.arange(u.shape[1])).sum(-1)
+    counts = torch.bincount(index, minlength=3 ** u.shape[1]).to(F64)
+    stat, df = chi_square(counts, torch.full((3 ** u.shape[1],), 3.0 ** -u.shape[1], dtype=F64))
+    return stat < stats.chi2.isf(alpha, df)
+
+
+def test_mog_samples_pass_rosenblatt_test(ar_mog_member):
+    spec, member = ar_mog_member
+    net = spec.build()
+    d = net(spec.context(), mask_index=member)
     pyro.set_rng_seed(spec.seed)
     with torch.no_grad():
-        x = d.sample((1500 * spec.event_size,))
-        assert auto_goodness_of_fit(x, d.log_prob(x).exp()) > 1e-3
-        assert auto_goodness_of_fit(1.5 * x, d.log_prob(1.5 * x).exp()) < 1e-3
+        x = d.sample((4000,))
+        assert uniform_iid(rosenblatt(net, x, spec.context(), member))
+        # The same test rejects a sampler that drops the dependencies, or a stretched one.
+        params = net.conditioner(torch.zeros_like(net.conditional.encode(x, F64)), spec.context(), member=member)
+        wrong = net.conditional.distribution(params).sample()  # every x_i given x_<i = 0
+        if spec.event_size > 1:
+            assert not uniform_iid(rosenblatt(net, wrong, spec.context(), member))
+        assert not uniform_iid(rosenblatt(net, 1.5 * x, spec.context(), member))
 
 
 def test_temperature_samples_follow_tempered_conditionals(ar_discrete_spec):

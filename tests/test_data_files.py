@@ -133,7 +133,12 @@ def test_threshold_binarizes_a_file(tmp_path):
 @pytest.mark.parametrize(
     "content, conditional, kwargs, message",
     [
-        (np.arange(12.0).reshape(4, 3), "bernoulli", {}, r"do not fit the bernoulli conditional: found \d+ at row \d, column \d of the train split"),
+        (
+            np.arange(12.0).reshape(4, 3),
+            "bernoulli",
+            {},
+            r"do not fit the bernoulli conditional: found \d+ at row \d, column \d of the train split",
+        ),
         (np.full((4, 3), 0.5), "categorical", {}, r"do not fit the categorical conditional: found 0.5"),
         (-np.ones((4, 3)), "categorical", {}, r"do not fit the categorical conditional: found -1"),
         (np.full((4, 3), 3.0), "categorical", {"levels": 3}, r"with 3 levels: the largest value is 3"),

@@ -351,11 +351,6 @@ def test_bayesian_fvsbn_through_pyro_sample():
     assert samples["weight"].shape[-2:] == (3, 3) and samples["weight"].numel() == 5 * 9
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="to_pyro_module_ fails on conditioners (ABCMeta vs PyroModule metaclass), and the "
-    "distribution reads PyroSample attributes lazily, outside the module's sampling context",
-)
 def test_pyro_sample_directly_on_a_converted_conditioner():
     from pyro.nn.module import to_pyro_module_
 
@@ -366,8 +361,11 @@ def test_pyro_sample_directly_on_a_converted_conditioner():
     x = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
 
     def model():
+        # Weights are drawn where the distribution is built: outside the data plate, so
+        # that all data share one draw (inside it, Pyro would batch them per datum).
+        d = net()
         with pyro.plate("data", 2):
-            pyro.sample("x", net(), obs=x)
+            pyro.sample("x", d, obs=x)
 
     tr = poutine.trace(model).get_trace()
     weight_sites = [name for name in tr.nodes if name.endswith("weight")]
@@ -378,3 +376,29 @@ def test_pyro_sample_directly_on_a_converted_conditioner():
         plain.conditioner.weight.copy_(tr.nodes[weight_sites[0]]["value"])
         plain.conditioner.output_bias.copy_(net.conditioner.output_bias)
     assert torch.allclose(tr.nodes["x"]["log_prob"], plain().log_prob(x))
+
+
+def test_every_weight_sampled_binds_one_draw_per_distribution():
+    """With PyroSample on all parameters, a distribution keeps the draw it was built with:
+    scoring twice gives the same value, and sampling uses the same weights."""
+    from pyro.nn.module import to_pyro_module_
+
+    pyro.set_rng_seed(3)
+    net = pyro_ar.FVSBN(event_size=3)
+    to_pyro_module_(net)
+    net.conditioner.weight = PyroSample(dist.Normal(0.0, 3.0).expand([3, 3]).to_event(2))
+    net.conditioner.output_bias = PyroSample(dist.Normal(0.0, 3.0).expand([3, 1]).to_event(2))
+    assert list(net.parameters()) == []
+    d = net()
+    x = d.enumerate_support()
+    first = d.log_prob(x)
+    assert torch.allclose(first, d.log_prob(x))
+    assert torch.allclose(first.exp().sum(), torch.tensor(1.0))
+    # Another distribution draws other weights.
+    assert not torch.allclose(first, net().log_prob(x))
+    # Samples follow the bound weights: frequencies match exp(log_prob) of this draw.
+    s = d.sample((20000,))
+    codes = (s * torch.tensor([4.0, 2.0, 1.0])).sum(-1).long()
+    freq = torch.bincount(codes, minlength=8).float() / len(codes)
+    probs = first.exp()[torch.argsort((x * torch.tensor([4.0, 2.0, 1.0])).sum(-1))]
+    assert (freq - probs).abs().max() < 0.02

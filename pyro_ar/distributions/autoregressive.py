@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from pyro_ar.conditionals import Conditional
+from pyro_ar.distributions.module_samples import bound_pyro_samples, module_dtype_device, snapshot_pyro_samples
 from pyro_ar.nn.base import Conditioner
 
 __all__ = ["Autoregressive"]
@@ -83,6 +84,7 @@ class Autoregressive(TorchDistribution):
         self.conditional = conditional
         self.context = conditioner.check_context(context)
         self.mask_index = mask_index
+        self._module_samples = snapshot_pyro_samples(conditioner)
         batch_shape = torch.Size() if context is None else context.shape[:-1]
         super().__init__(batch_shape, torch.Size([conditioner.event_size]), validate_args=validate_args)
 
@@ -119,8 +121,24 @@ class Autoregressive(TorchDistribution):
         return self.conditioner.orders[self.members[0]]
 
     def _param_dtype_device(self) -> tuple:
-        p = next(self.conditioner.parameters())
-        return p.dtype, p.device
+        return module_dtype_device(self.conditioner, self._module_samples)
+
+    def _bound_weights(self):
+        """Context in which the conditioner sees the weights this distribution was built with
+        (the ``PyroSample`` draws of a Bayesian conditioner; a no-op for plain modules)."""
+        return bound_pyro_samples(self.conditioner, self._module_samples)
+
+    @classmethod
+    def infer_shapes(cls, **arg_shapes):
+        """Not available from shapes alone: the event size lives in the conditioner module.
+
+        Build the distribution and read ``d.batch_shape`` (the context's leading shape) and
+        ``d.event_shape`` (``(n,)``) instead.
+        """
+        raise NotImplementedError(
+            f"{cls.__name__}.infer_shapes cannot know the event size, which lives in the conditioner; "
+            "build the distribution and read d.batch_shape (context.shape[:-1]) and d.event_shape ((n,))"
+        )
 
     # ---- expand ------------------------------------------------------------------------
 
@@ -130,6 +148,7 @@ class Autoregressive(TorchDistribution):
         new.conditioner = self.conditioner
         new.conditional = self.conditional
         new.mask_index = self.mask_index
+        new._module_samples = self._module_samples
         if self.context is None:
             new.context = None
         else:
@@ -175,9 +194,10 @@ class Autoregressive(TorchDistribution):
         x = self.conditional.encode(value, dtype)
         shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         lps = []
-        for m in self.members:
-            params = self.conditioner(x, self.context, member=m)
-            lps.append(self.conditional.log_prob(params, value).sum(-1).expand(shape))
+        with self._bound_weights():
+            for m in self.members:
+                params = self.conditioner(x, self.context, member=m)
+                lps.append(self.conditional.log_prob(params, value).sum(-1).expand(shape))
         return torch.stack(lps)
 
     def log_prob(self, value: Tensor) -> Tensor:
@@ -271,18 +291,19 @@ class Autoregressive(TorchDistribution):
         reparameterized: bool,
     ) -> Tensor:
         dtype, _ = self._param_dtype_device()
-        state = self.conditioner.incremental(context, batch, member)
-        columns: List[Optional[Tensor]] = [None] * self.event_size
-        for step, i in enumerate(self.conditioner.orders[member].tolist()):
-            params = state.params(step)
-            if reparameterized:
-                value = self.conditional.rsample(params)
-            else:
-                value = self.conditional.sample(params, temperature)
-            if observed is not None:
-                value = torch.where(observed_mask[..., i], observed[..., i].to(value.dtype), value)
-            columns[i] = value
-            state.observe(step, self.conditional.encode(value.unsqueeze(-1), dtype).squeeze(-2))
+        with self._bound_weights():
+            state = self.conditioner.incremental(context, batch, member)
+            columns: List[Optional[Tensor]] = [None] * self.event_size
+            for step, i in enumerate(self.conditioner.orders[member].tolist()):
+                params = state.params(step)
+                if reparameterized:
+                    value = self.conditional.rsample(params)
+                else:
+                    value = self.conditional.sample(params, temperature)
+                if observed is not None:
+                    value = torch.where(observed_mask[..., i], observed[..., i].to(value.dtype), value)
+                columns[i] = value
+                state.observe(step, self.conditional.encode(value.unsqueeze(-1), dtype).squeeze(-2))
         return torch.stack(columns, -1)
 
     # ---- conditioning (the logic lives in pyro_ar.inpainting) -----------------------------

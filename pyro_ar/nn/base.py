@@ -80,8 +80,11 @@ class IncrementalState(ABC):
         """Record the encoded value ``(*, I)`` of the variable drawn at ``step``."""
 
 
-class Conditioner(nn.Module, ABC):
+class Conditioner(nn.Module):
     """Base class of AR conditioner networks.
+
+    Not an ``abc.ABC``: ABCMeta would clash with ``PyroModule``'s metaclass, and converting a
+    conditioner with ``pyro.nn.module.to_pyro_module_`` (for priors on its weights) must work.
 
     Args:
         event_size: ``n``, the number of variables.
@@ -151,7 +154,6 @@ class Conditioner(nn.Module, ABC):
         offset = self.context_to_params(context).unflatten(-1, (self.event_size, self.param_size))
         return offset + self.output_bias
 
-    @abstractmethod
     def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
         """Parameters of all conditionals in one pass.
 
@@ -163,7 +165,8 @@ class Conditioner(nn.Module, ABC):
         Returns:
             ``(*, n, P)``: row ``i`` holds the parameters of variable ``i``.
         """
+        raise NotImplementedError
 
-    @abstractmethod
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
         """A fresh sampling state for ``batch_shape`` rows (``context`` broadcast to it)."""
+        raise NotImplementedError

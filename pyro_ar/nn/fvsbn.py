@@ -66,7 +66,7 @@ class FVSBN(Conditioner):
         return self.weight * self.mask.to(self.weight.dtype)
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
-        linear = (x.flatten(-2) @ self.masked_weight().T).unflatten(-1, (self.event_size, self.param_size))
+        linear = (x.flatten(-2) @ self.masked_weight().mT).unflatten(-1, (self.event_size, self.param_size))
         return linear + self.output_offset(context)
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
