@@ -5,11 +5,11 @@
 >>> d = net()                                            # a pyro_ar.distributions.NADE
 """
 
-from pyro_ar import conditionals, distributions, nn
+# Importing kl registers its rules with torch.distributions.register_kl.
+from pyro_ar import conditionals, datasets, distributions, inpainting, kl, nn, reparam
+from pyro_ar.checkpoint import load, save
 from pyro_ar.distributions import Autoregressive
 from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
-from pyro_ar.checkpoint import load, save
-from pyro_ar import kl, reparam  # importing kl registers its rules with register_kl
 
 __version__ = "0.1.0"
 
@@ -19,11 +19,13 @@ __all__ = [
     "FVSBN",
     "NADE",
     "MADE",
-    "conditionals",
-    "distributions",
-    "nn",
     "save",
     "load",
+    "conditionals",
+    "datasets",
+    "distributions",
+    "inpainting",
     "kl",
+    "nn",
     "reparam",
 ]

@@ -88,7 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="train a model, report test NLL, write checkpoint, metrics and plots")
     fit.add_argument("--model", choices=MODELS, default="made", help="the conditioner (default: made)")
-    fit.add_argument("--conditional", choices=CONDITIONALS, default="bernoulli", help="the per-variable head (default: bernoulli)")
+    fit.add_argument(
+        "--conditional", choices=CONDITIONALS, default="bernoulli", help="the per-variable head (default: bernoulli)"
+    )
     fit.add_argument(
         "--data", default="digits", help="digits (embedded, default), fashion-mnist, or a .npy/.npz/.csv/IDX file"
     )
