@@ -8,9 +8,9 @@ Gaussians), respect the AR property in *that* order (Jacobians), and sample from
 
 import pytest
 import torch
-from scipy.stats import binomtest, chisquare
 
 import pyro_ar
+from frequency_checks import assert_frequencies, config_index
 from pyro_ar.conditionals import Bernoulli, Categorical, MixtureOfGaussians
 from pyro_ar.nn import make_order
 
@@ -33,39 +33,6 @@ def randomize(net, std=1.0):
         for p in net.parameters():
             p.normal_(0.0, std)
     return net.double()
-
-
-def config_index(x, k):
-    """Index of each joint value in ``enumerate_support`` order (first variable most significant)."""
-    n = x.shape[-1]
-    powers = k ** torch.arange(n - 1, -1, -1)
-    return (x.long() * powers).sum(-1)
-
-
-def pool_small_bins(counts, expected, minimum=5.0):
-    """Pool the bins expected below ``minimum`` together, and with the smallest other bin
-    when the pool itself is below it, as the chi-square approximation needs."""
-    order = torch.argsort(expected)
-    counts, expected = counts[order], expected[order]
-    start = 0
-    # Keep at least two bins: with one, the small ones are tested by the binomial instead.
-    while start < expected.numel() - 2 and expected[: start + 1].sum() < minimum:
-        start += 1
-    obs = torch.cat([counts[: start + 1].sum(0, keepdim=True), counts[start + 1 :]])
-    exp = torch.cat([expected[: start + 1].sum(0, keepdim=True), expected[start + 1 :]])
-    return obs, exp
-
-
-def assert_frequencies(index, probs, min_pvalue=1e-3):
-    """Chi-square goodness of fit of sampled configuration indices against exact probabilities."""
-    probs = probs.detach()
-    counts = torch.bincount(index, minlength=probs.numel()).double()
-    obs, exp = pool_small_bins(counts, probs * index.numel())
-    if exp[0] < 5:  # a nearly deterministic distribution: exact binomial test of the rare values
-        pvalue = binomtest(int(obs[0]), index.numel(), float(exp[0] / index.numel())).pvalue
-    else:
-        pvalue = chisquare(obs.numpy(), exp.numpy()).pvalue
-    assert pvalue > min_pvalue
 
 
 @pytest.mark.parametrize("head", list(HEADS))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence
 
 import torch
 from pyro.distributions import TorchDistribution
@@ -246,7 +246,6 @@ class Autoregressive(TorchDistribution):
             raise ValueError(f"temperature must be a positive finite number, got {temperature!r}")
         shape = self._extended_shape(sample_shape)
         batch = shape[:-1]
-        n = self.event_size
         context = None if self.context is None else self.context.expand(batch + self.context.shape[-1:])
         if observed is not None:
             observed = observed.expand(shape)
