@@ -213,7 +213,7 @@ def report(r: Dict[str, Any]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", default="digits,fashion,continuous", help="comma-separated subset")
-    parser.add_argument("--digits-epochs", type=int, default=150)
+    parser.add_argument("--digits-epochs", type=int, default=300)
     parser.add_argument("--fashion-epochs", type=int, default=10, help="FVSBN and MADE on Fashion-MNIST")
     parser.add_argument("--fashion-nade-epochs", type=int, default=3, help="NADE on Fashion-MNIST (the slow one)")
     parser.add_argument("--fashion-max-train", type=int, default=None, help="use only the first N rows of each split")
