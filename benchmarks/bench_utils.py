@@ -142,4 +142,4 @@ def write_json(path: Path, payload: Dict[str, Any], extra: Optional[Dict[str, An
     data = dict(payload)
     if extra:
         data.update(extra)
-    path.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -8,10 +8,14 @@ NLL after every epoch, early stopping with the best epoch's parameters restored)
    masks. Ensembles train one random mask per step and are scored as their exact mixture.
 2. fashion: binarized Fashion-MNIST (784 dims; Debian package ``dataset-fashion-mnist``):
    FVSBN, NADE (500 hidden units), MADE (500 hidden units, 1 mask), on a fixed epoch budget.
-3. continuous: mixture-of-Gaussians MADE on real-valued tables (scikit-learn's breast
-   cancer, 30 columns; the dequantized digits, 64 columns) against nflows'
-   ``MixtureOfGaussiansMADE`` with the same layer sizes, data, split, seed, optimizer and
-   epoch budget, in the same run (needs nflows: ``bash benchmarks/nflows_env.sh``).
+3. continuous: mixture-of-Gaussians AR models on real-valued tables (scikit-learn's
+   breast cancer, 30 columns; the dequantized digits, 64 columns) against nflows'
+   ``MixtureOfGaussiansMADE`` with the same widths, data, split, seed, optimizer and epoch
+   budget, in the same run (needs nflows: ``bash benchmarks/nflows_env.sh``). Pairs of
+   the same function class: our linear FVSBN-MoG and nflows with ``num_blocks=0`` (which
+   has no activation), our MADE with 1 / 2 ReLU layers and nflows' feedforward MADE with
+   1 / 2 blocks (each a ReLU layer after its first, linear, layer); nflows' residual
+   default is listed as shipped.
 
 Usage (from the repository root)::
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import copy
 import math
+import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
@@ -67,6 +72,7 @@ def fit(
     opt = torch.optim.Adam(module.parameters(), lr=lr)
     train = data["train"]
     best, best_state, best_epoch, bad, run = math.inf, copy.deepcopy(module.state_dict()), 0, 0, 0
+    curve = []
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         module.train()
@@ -76,6 +82,7 @@ def fit(
             opt.step()
         run = epoch
         valid = evaluate(module, nll, data["valid"])
+        curve.append(round(valid, 4))
         if valid < best:
             best, best_state, best_epoch, bad = valid, copy.deepcopy(module.state_dict()), epoch, 0
         else:
@@ -91,6 +98,7 @@ def fit(
         "best_epoch": best_epoch,
         "epochs_run": run,
         "train_seconds": seconds,
+        "valid_curve": curve,
     }
 
 
@@ -166,35 +174,61 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
               "digits dequantized, 64 cols": bench_data.digits_continuous()}
     for label, data in tables.items():
         n = data["train"].shape[1]
+        mog = lambda floor=1e-3: MixtureOfGaussians(k, min_scale=floor)  # noqa: E731  (1e-3: the default)
         ours_models = {
-            f"pyro_ar MoG-MADE 1x{h}, K={k}": lambda: pyro_ar.MADE(n, [h], conditional=MixtureOfGaussians(k)),
-            f"pyro_ar MoG-MADE 2x{h}, K={k}": lambda: pyro_ar.MADE(n, [h, h], conditional=MixtureOfGaussians(k)),
+            f"pyro_ar FVSBN-MoG (linear), K={k}": lambda: pyro_ar.FVSBN(n, conditional=mog()),
+            f"pyro_ar MoG-MADE 1x{h} ReLU, K={k}": lambda: pyro_ar.MADE(n, [h], conditional=mog()),
+            f"pyro_ar MoG-MADE 2x{h} ReLU, K={k}": lambda: pyro_ar.MADE(n, [h, h], conditional=mog()),
+            f"pyro_ar MoG-MADE 1x{h} ReLU, K={k}, min_scale=1e-2": lambda: pyro_ar.MADE(n, [h], conditional=mog(1e-2)),
         }
         for name, make in ours_models.items():
-            torch.manual_seed(args.seed)
-            net = make()
-            res = fit(net, *ours(net), data, args.continuous_epochs, args.lr, args.batch_size, args.patience, args.seed)
-            rows.append(row(label, name, net, data, res, args.continuous_epochs))
+            rows.append(fit_seeds(label, name, make, ours, data, args))
             report(rows[-1])
         if MixtureOfGaussiansMADE is None:
             continue
+        # nflows 0.14's nn/nde MADE applies no activation after its first masked layer, so
+        # num_blocks=0 is a linear AR model (a rank-h factorization of FVSBN's map) and each
+        # feedforward block adds one ReLU layer after that linear layer.
         peers = {
-            # num_blocks=0 / 1 without residual blocks: exactly 1 / 2 masked hidden layers of h units.
-            f"nflows MoG-MADE 1x{h}, K={k}": dict(num_blocks=0, use_residual_blocks=False),
-            f"nflows MoG-MADE 2x{h}, K={k}": dict(num_blocks=1, use_residual_blocks=False),
-            f"nflows MoG-MADE residual (default, 2 blocks), {h}, K={k}": dict(num_blocks=2, use_residual_blocks=True),
+            f"nflows MoG-MADE num_blocks=0 (linear), {h}, K={k}": dict(num_blocks=0, use_residual_blocks=False),
+            f"nflows MoG-MADE feedforward, 1 block (linear + 1 ReLU layer), {h}, K={k}": dict(
+                num_blocks=1, use_residual_blocks=False),
+            f"nflows MoG-MADE feedforward, 2 blocks (linear + 2 ReLU layers), {h}, K={k}": dict(
+                num_blocks=2, use_residual_blocks=False),
+            f"nflows MoG-MADE default (residual, 2 blocks), {h}, K={k}": dict(num_blocks=2, use_residual_blocks=True),
         }
         for name, kwargs in peers.items():
-            torch.manual_seed(args.seed)
-            peer = MixtureOfGaussiansMADE(features=n, hidden_features=h, num_mixture_components=k, **kwargs)
-            loss = lambda x, peer=peer: -peer.log_prob(x).mean()  # noqa: E731
-            nll = lambda x, peer=peer: -peer.log_prob(x)  # noqa: E731
-            res = fit(peer, loss, nll, data, args.continuous_epochs, args.lr, args.batch_size, args.patience, args.seed)
-            rows.append(row(label, name, peer, data, res, args.continuous_epochs))
+            make = lambda kwargs=kwargs: MixtureOfGaussiansMADE(  # noqa: E731
+                features=n, hidden_features=h, num_mixture_components=k, **kwargs)
+            rows.append(fit_seeds(label, name, make, nflows_fns, data, args))
             report(rows[-1])
     if MixtureOfGaussiansMADE is None:
         return "nflows not importable: run `bash benchmarks/nflows_env.sh` and use benchmarks/.venv-nflows/bin/python"
     return None
+
+
+def nflows_fns(peer: nn.Module):
+    """Training loss and per-example NLL of an nflows ``MixtureOfGaussiansMADE``."""
+    return (lambda x: -peer.log_prob(x).mean()), (lambda x: -peer.log_prob(x))
+
+
+def fit_seeds(label: str, name: str, make: Callable[[], nn.Module], fns, data, args) -> Dict[str, Any]:
+    """Train ``make()`` once per seed (initialization and shuffling; the split is fixed).
+
+    The row holds the mean over seeds, with the per-seed values and their standard deviation.
+    """
+    runs, module = [], None
+    for s in range(args.continuous_seeds):
+        torch.manual_seed(args.seed + s)
+        module = make()
+        runs.append(fit(module, *fns(module), data, args.continuous_epochs, args.lr, args.batch_size, args.patience,
+                        args.seed + s))
+    mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("test_nll", "valid_nll", "train_nll", "train_seconds")}
+    res = {**runs[0], **mean, "seeds": len(runs), "test_nll_per_seed": [r["test_nll"] for r in runs],
+           "best_epoch_per_seed": [r["best_epoch"] for r in runs], "epochs_run_per_seed": [r["epochs_run"] for r in runs]}
+    res["test_nll_sd"] = statistics.stdev(res["test_nll_per_seed"]) if len(runs) > 1 else 0.0
+    res.pop("valid_curve")
+    return row(label, name, module, data, res, args.continuous_epochs)
 
 
 def row(dataset: str, model: str, module: nn.Module, data: Dict[str, Tensor], res: Dict[str, Any], budget: int):
@@ -204,8 +238,16 @@ def row(dataset: str, model: str, module: nn.Module, data: Dict[str, Tensor], re
             "train_rows": len(data["train"]), **res}
 
 
+def nll_text(r: Dict[str, Any]) -> str:
+    """``mean`` or ``mean ± sd (k seeds)``, in nats."""
+    if r.get("seeds", 1) > 1:
+        return f"{r['test_nll']:.2f} ± {r['test_nll_sd']:.2f} ({r['seeds']} seeds)"
+    return f"{r['test_nll']:.2f}"
+
+
 def report(r: Dict[str, Any]) -> None:
-    print(f"  {r['dataset']:<34} {r['model']:<52} test NLL {r['test_nll']:9.3f} nats "
+    spread = f" +- {r['test_nll_sd']:.2f} over {r['seeds']} seeds" if "seeds" in r else ""
+    print(f"  {r['dataset']:<34} {r['model']:<52} test NLL {r['test_nll']:9.3f} nats{spread} "
           f"({r['test_bits_per_dim']:.4f} bits/dim), best epoch {r['best_epoch']}/{r['epochs_run']}, "
           f"{r['train_seconds']:.0f} s", flush=True)
 
@@ -219,6 +261,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--fashion-max-train", type=int, default=None, help="use only the first N rows of each split")
     parser.add_argument("--continuous-epochs", type=int, default=300)
     parser.add_argument("--continuous-hidden", type=int, default=128)
+    parser.add_argument("--continuous-seeds", type=int, default=3, help="seeds per continuous model (mean reported)")
     parser.add_argument("--components", type=int, default=5, help="mixture components K")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch-size", type=int, default=100)
@@ -232,7 +275,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.digits_epochs, args.fashion_epochs, args.fashion_nade_epochs = 5, 1, 1
-        args.fashion_max_train, args.continuous_epochs = 2000, 5
+        args.fashion_max_train, args.continuous_epochs, args.continuous_seeds = 2000, 5, 2
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     unknown = set(groups) - {"digits", "fashion", "continuous"}
     if unknown:
@@ -254,8 +297,8 @@ def main(argv: Optional[List[str]] = None) -> None:
             notes.append(note)
     print()
     print(markdown_table(
-        ["data", "model", "params", "test NLL (nats)", "bits/dim", "valid NLL", "best/run epochs", "train s"],
-        [[r["dataset"], r["model"], r["params"], r["test_nll"], r["test_bits_per_dim"], r["valid_nll"],
+        ["data", "model", "params", "test NLL (nats)", "bits/dim", "valid NLL", "best/run epochs (seed 0)", "train s"],
+        [[r["dataset"], r["model"], r["params"], nll_text(r), r["test_bits_per_dim"], r["valid_nll"],
           f"{r['best_epoch']}/{r['epochs_run']}", r["train_seconds"]] for r in rows]))
     for note in notes:
         print(f"\n{note}")
