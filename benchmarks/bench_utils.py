@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import platform
+import re
 import shlex
 import statistics
 import sys
@@ -142,4 +143,8 @@ def write_json(path: Path, payload: Dict[str, Any], extra: Optional[Dict[str, An
     data = dict(payload)
     if extra:
         data.update(extra)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    text = json.dumps(data, indent=2, default=str)
+    # Lists of numbers (training curves, per-seed values) on one line each.
+    text = re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    path.write_text(text + "\n")

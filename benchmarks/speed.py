@@ -333,8 +333,9 @@ def bench_nflows(models, data, timer, args, sampling) -> Dict[str, Any]:
         return {"skipped": "nflows 0.14 MixtureOfGaussiansMADE.sample allocates on the CPU only"}
     n, B, d, k = args.n, args.batch, args.d, args.components
     torch.manual_seed(args.seed)
-    # Same shapes as ours: one masked hidden layer of d units (no residual blocks). Its
-    # sample() needs a context (it reads context.shape[0]), so it gets a 1-d zero context.
+    # The weight shapes of ours (one masked layer of d units, no residual blocks; nflows
+    # applies no activation after it, which costs nothing here). Its sample() needs a
+    # context (it reads context.shape[0]), so it gets a 1-d zero context.
     config = dict(features=n, hidden_features=d, context_features=1, num_blocks=0, use_residual_blocks=False,
                   num_mixture_components=k)
     peer = MixtureOfGaussiansMADE(**config)
