@@ -45,7 +45,7 @@ import torch.nn.functional as F
 import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
 
-from bench_utils import RESULTS_DIR, command_line, machine_info, markdown_table, now_iso, synchronize, time_interleaved, write_json
+from bench_utils import RESULTS_DIR, command_line, machine_info, markdown_table, now_iso, time_interleaved, write_json
 
 # ---- straightforward NADE baselines (batch-major, as a user would first write them) -------
 
