@@ -15,20 +15,18 @@
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from pyro_ar.data_files import load_fashion_mnist
 from pyro_ar.datasets import load_digits
 
-__all__ = ["digits", "fashion_mnist_binary", "breast_cancer", "digits_continuous", "FASHION_DIRS"]
+__all__ = ["digits", "fashion_mnist_binary", "breast_cancer", "digits_continuous"]
 
 Splits = Dict[str, Tensor]
-FASHION_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist")
 FASHION_VALID = 5000
 
 
@@ -37,35 +35,9 @@ def digits(kind: str, levels: int = 4) -> Splits:
     return {s: load_digits(s, kind, levels=levels) for s in ("train", "valid", "test")}
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    """A minimal reader of the gzip-compressed IDX files of (Fashion-)MNIST (uint8 only)."""
-    with gzip.open(path, "rb") as f:
-        blob = f.read()
-    if blob[:3] != b"\x00\x00\x08":
-        raise ValueError(f"{path} is not a uint8 IDX file")
-    ndim = blob[3]
-    shape = tuple(int.from_bytes(blob[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    return np.frombuffer(blob, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-
-
-def _fashion_raw(root: Optional[str]) -> tuple:
-    # Prefer the package's own loader where it exists; fall back to the reader above.
-    try:
-        from pyro_ar.data_files import load_fashion_mnist
-
-        return load_fashion_mnist(root)
-    except ImportError:
-        pass
-    for folder in [root] if root else FASHION_DIRS:
-        folder = Path(folder)
-        if (folder / "train-images-idx3-ubyte.gz").is_file():
-            return _read_idx(folder / "train-images-idx3-ubyte.gz"), _read_idx(folder / "t10k-images-idx3-ubyte.gz")
-    raise ValueError("Fashion-MNIST not found: `apt-get install dataset-fashion-mnist` (Debian/Ubuntu)")
-
-
 def fashion_mnist_binary(root: Optional[str] = None, max_train: Optional[int] = None) -> Splits:
     """Binarized Fashion-MNIST, ``(N, 784)`` float 0/1, thresholded at half the grey range."""
-    train, test = _fashion_raw(root)
+    train, test = load_fashion_mnist(root)
     binary = lambda a: torch.from_numpy((a.reshape(len(a), -1) > 127.5).astype(np.float32))  # noqa: E731
     splits = {"train": binary(train[:-FASHION_VALID]), "valid": binary(train[-FASHION_VALID:]), "test": binary(test)}
     if max_train is not None:
