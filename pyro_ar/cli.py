@@ -100,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--threshold", type=float, help="binarize file data with x > T for the bernoulli head")
     fit.add_argument("--components", type=_positive_int, default=5, help="mixture components for mog (default 5)")
     fit.add_argument(
+        "--min-scale", type=_positive_float,
+        help="floor on every mog component's standard deviation, in standardized units (default 1e-2)",
+    )
+    fit.add_argument(
         "--hidden-size", type=_positive_int, help="NADE hidden units / MADE layer width (default 128 / 512)"
     )
     fit.add_argument("--num-layers", type=_positive_int, default=1, help="MADE hidden layers (default 1)")
@@ -152,7 +156,7 @@ def build_model(args: argparse.Namespace, data: DataSet) -> AutoregressiveModel:
     elif args.conditional == "categorical":
         head = Categorical(int(data.preprocessing["levels"]))
     else:
-        head = MixtureOfGaussians(args.components)
+        head = MixtureOfGaussians(args.components, **({} if args.min_scale is None else {"min_scale": args.min_scale}))
     n, order = data.event_size, ORDERS[args.order]
     seed = args.seed if order == "random" or args.num_masks > 1 else None
     if args.model == "fvsbn":
@@ -336,6 +340,8 @@ def run_fit(args: argparse.Namespace) -> int:
         raise UsageError("--levels applies to --conditional categorical only")
     if args.threshold is not None and args.conditional != "bernoulli":
         raise UsageError("--threshold applies to --conditional bernoulli only")
+    if args.min_scale is not None and args.conditional != "mog":
+        raise UsageError("--min-scale applies to --conditional mog only")
     args.lr = args.lr or DEFAULT_LR[args.model]
     out = Path(args.out or f"runs/{args.model}-{args.conditional}")
     check_out_dir(out, args.overwrite)

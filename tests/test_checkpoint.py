@@ -82,7 +82,7 @@ def test_checkpoint_is_plain_for_weights_only_loading(tmp_path):
     pyro_ar.save(net, tmp_path / "n.pt", info={"a": 1})
     payload = torch.load(tmp_path / "n.pt", weights_only=True)
     assert payload["format"] == FORMAT and payload["version"] == VERSION and payload["model"] == "NADE"
-    assert payload["hparams"]["conditional"] == {"type": "MixtureOfGaussians", "num_components": 2, "min_scale": 1e-3}
+    assert payload["hparams"]["conditional"] == {"type": "MixtureOfGaussians", "num_components": 2, "min_scale": 1e-2}
     assert payload["hparams"]["hidden_size"] == 2 and payload["extra"] == {"info": {"a": 1}}
 
 

@@ -52,6 +52,8 @@ def runs(tmp_path_factory):
         model, conditional = combo
         out = root / f"{model}-{conditional}"
         cmd = _command(model) + ["fit", "--model", model, "--conditional", conditional, *TINY, "--out", str(out)]
+        if (model, conditional) == ("made", "mog"):
+            cmd += ["--min-scale", "0.05"]
         return combo, (_run(cmd), out)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -93,6 +95,8 @@ def test_fit_end_to_end(runs, model, conditional):
     assert metrics["test_bits_per_dim"] == pytest.approx(metrics["test_nll"] / (64 * math.log(2)))
     assert metrics["num_train"] == 100 and metrics["epochs_run"] == 1 and len(metrics["history"]["valid_nll"]) == 1
     if conditional == "mog":
+        # made-mog ran with --min-scale 0.05; the others keep the head's default.
+        assert load_checkpoint(out / "model.pt").model.conditional.min_scale == (0.05 if model == "made" else 1e-2)
         assert metrics["density"].startswith("continuous")
         assert math.isfinite(metrics["test_nll_data_units"]) and math.isfinite(metrics["test_bits_per_dim_discrete"])
     else:
@@ -238,6 +242,8 @@ def test_bad_options_are_refused(tmp_path, capsys, no_training):
     out = str(tmp_path / "out")
     assert cli.main(["fit", "--levels", "3", "--out", out]) == 1
     assert "--levels applies to --conditional categorical only" in capsys.readouterr().err
+    assert cli.main(["fit", "--min-scale", "0.1", "--out", out]) == 1
+    assert "--min-scale applies to --conditional mog only" in capsys.readouterr().err
     assert cli.main(["fit", "--model", "nade", "--num-masks", "2", "--out", out]) == 1
     assert "apply to --model made only" in capsys.readouterr().err
     if not torch.cuda.is_available():
@@ -246,6 +252,9 @@ def test_bad_options_are_refused(tmp_path, capsys, no_training):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["fit", "--epochs", "0"])
     assert exit_info.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["fit", "--conditional", "mog", "--min-scale", "-1"])
+    assert exit_info.value.code == 2 and "--min-scale" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -169,6 +169,33 @@ def test_incremental_state_matches_forward(ar_member):
         state.observe(step, encoded[..., i, :])
 
 
+@pytest.mark.parametrize("kind", ["FVSBN", "NADE", "MADE"])
+@pytest.mark.parametrize("batch", [torch.Size([5]), torch.Size([2, 3]), torch.Size([])], ids=["1d", "2d", "0d"])
+def test_incremental_state_matches_forward_over_many_variables(kind, batch):
+    """The same check at n = 70 with categorical feedback and a context: several of the
+    sampling state's blocks (FVSBN updates blocks of 32 variables), and batches of any rank."""
+    n, k = 70, 3
+    factory = getattr(pyro_ar, kind)
+    extra = {"FVSBN": {}, "NADE": {"hidden_size": 16}, "MADE": {"hidden_sizes": [40, 40]}}[kind]
+    torch.manual_seed(0)
+    net = factory(n, conditional=pyro_ar.conditionals.Categorical(k), context_size=2, order="random", **extra)
+    net = net.double()
+    with torch.no_grad():  # non-zero everywhere, so that a dropped or misplaced term shows
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    cond, head = net.conditioner, net.conditional
+    context = torch.randn(batch + (2,), dtype=F64)
+    x = torch.randint(k, batch + (n,))
+    encoded = head.encode(x, F64)
+    full = cond(encoded, context)
+    state = cond.incremental(context, batch)
+    for step, i in enumerate(cond.orders[0].tolist()):
+        params = state.params(step)
+        assert params.shape == batch + (k,)
+        torch.testing.assert_close(params, full[..., i, :], atol=1e-10, rtol=0)
+        state.observe(step, encoded[..., i, :])
+
+
 # ---- samples follow the density -----------------------------------------------------------
 
 

@@ -207,6 +207,19 @@ def test_ar_rsample_shapes_and_ensembles():
     assert d.has_rsample
 
 
+def test_ar_rsample_gradient_crosses_sampling_blocks():
+    # FVSBN's sampling state works in blocks of 32 variables; the pathwise gradient of the
+    # last variable must still reach the first one's parameters, through every block.
+    torch.manual_seed(6)
+    net = pyro_ar.FVSBN(event_size=70, conditional=MixtureOfGaussians(2)).double()
+    with torch.no_grad():
+        net.conditioner.weight.normal_(0, 0.3)
+    x = net().rsample((4,))
+    (g,) = torch.autograd.grad(x[:, -1].sum(), net.conditioner.output_bias)
+    assert torch.isfinite(g).all()
+    assert g[0].abs().sum() > 0 and g[40].abs().sum() > 0
+
+
 def test_discrete_ar_has_no_rsample():
     d = pyro_ar.NADE(event_size=3, hidden_size=4, conditional=Bernoulli())()
     assert not d.has_rsample

@@ -289,21 +289,76 @@ class Autoregressive(TorchDistribution):
         observed_mask: Optional[Tensor],
         reparameterized: bool,
     ) -> Tensor:
-        dtype, _ = self._param_dtype_device()
+        """Draw ``batch + (n,)`` values from one member, in its order; returns variable order."""
+        dtype, device = self._param_dtype_device()
+        head, n = self.conditional, self.event_size
+        order = self.conditioner.orders[member]
+        if observed is not None:  # into step order, like everything below
+            observed, observed_mask = observed[..., order], observed_mask[..., order]
         with self._bound_weights():
             state = self.conditioner.incremental(context, batch, member)
-            columns: List[Optional[Tensor]] = [None] * self.event_size
-            for step, i in enumerate(self.conditioner.orders[member].tolist()):
-                params = state.params(step)
-                if reparameterized:
-                    value = self.conditional.rsample(params)
+            if reparameterized:
+                steps = self._rsample_steps(state, observed, observed_mask, dtype)
+            else:
+                # All the randomness up front, in step order: each draw is then a function
+                # of its parameters (see Conditional.sample_from_noise).
+                noise = head.draw_noise(batch + (n,), dtype, device)
+                # Fixed-point rounds pay off for discrete values, which stop changing once the
+                # steps they depend on are right; continuous ones change until the last round.
+                if state.block_size > 1 and head.is_discrete:
+                    steps = self._sample_blocks(state, noise, temperature, observed, observed_mask, dtype)
                 else:
-                    value = self.conditional.sample(params, temperature)
-                if observed is not None:
-                    value = torch.where(observed_mask[..., i], observed[..., i].to(value.dtype), value)
-                columns[i] = value
-                state.observe(step, self.conditional.encode(value.unsqueeze(-1), dtype).squeeze(-2))
-        return torch.stack(columns, -1)
+                    steps = self._sample_steps(state, noise, temperature, observed, observed_mask, dtype)
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(n, device=order.device)
+        return torch.cat(steps, -1)[..., rank]
+
+    def _sample_steps(self, state, noise, temperature, observed, observed_mask, dtype) -> List[Tensor]:
+        """One variable per step: ``n`` tensors ``(*, 1)`` in step order."""
+        head, steps = self.conditional, []
+        for step, noise_k in enumerate(noise.unbind(-2)):
+            value = head.sample_from_noise(state.params(step), noise_k, temperature)
+            if observed is not None:
+                value = torch.where(observed_mask[..., step], observed[..., step].to(value.dtype), value)
+            steps.append(value.unsqueeze(-1))
+            state.observe(step, head.encode_one(value, dtype))
+        return steps
+
+    def _sample_blocks(self, state, noise, temperature, observed, observed_mask, dtype) -> List[Tensor]:
+        """Blocks of ``state.block_size`` steps, each by fixed-point iteration: ``(*, b)`` tensors.
+
+        Round ``t`` recomputes the block's parameters from the previous round's values and
+        redraws with the same noise; step ``k`` of the block is exact after ``k + 1`` rounds,
+        so at most ``b`` rounds are needed, and a round that changes nothing is exact.
+        """
+        head, n, size, blocks = self.conditional, self.event_size, state.block_size, []
+        for start in range(0, n, size):
+            stop = min(start + size, n)
+            noise_b = noise[..., start:stop, :]
+            keep = None if observed is None else (observed_mask[..., start:stop], observed[..., start:stop])
+            value = None
+            encoded = head.encode(torch.zeros(noise_b.shape[:-1], dtype=torch.long, device=noise.device), dtype)
+            for _ in range(stop - start):
+                new = head.sample_from_noise(state.block_params(start, encoded), noise_b, temperature)
+                if keep is not None:
+                    new = torch.where(keep[0], keep[1].to(new.dtype), new)
+                if value is not None and torch.equal(new, value):
+                    break
+                value, encoded = new, head.encode(new, dtype)
+            state.observe_block(start, encoded)
+            blocks.append(value)
+        return blocks
+
+    def _rsample_steps(self, state, observed, observed_mask, dtype) -> List[Tensor]:
+        """Reparameterized draws, one per step, differentiable through the whole chain."""
+        head, steps = self.conditional, []
+        for step in range(self.event_size):
+            value = head.rsample(state.params(step))
+            if observed is not None:
+                value = torch.where(observed_mask[..., step], observed[..., step].to(value.dtype), value)
+            steps.append(value.unsqueeze(-1))
+            state.observe(step, head.encode_one(value, dtype))
+        return steps
 
     # ---- conditioning (the logic lives in pyro_ar.inpainting) -----------------------------
 

@@ -69,7 +69,18 @@ class IncrementalState(ABC):
 
     The sampling loop alternates ``params(k)`` (the parameters of variable ``order[k]``,
     ``(*, P)``) and ``observe(k, x_k)`` (its encoded value, ``(*, I)``), for k = 0..n-1.
+
+    A state whose ``block_size`` is above 1 can also give the parameters of a whole block
+    of steps at once from *guessed* values of that block (:meth:`block_params`), each step's
+    parameters using only the guesses at earlier steps. The loop then draws the block by
+    fixed-point iteration with fixed noise: after ``t`` rounds the first ``t`` steps are
+    exact, and a round that changes nothing has reached the one-by-one sample. Cheap
+    conditioners (FVSBN) use this to replace ``b`` small sequential steps with a few
+    rounds of block arithmetic.
     """
+
+    #: Steps per block of :meth:`block_params` (1: only the step-by-step interface).
+    block_size: int = 1
 
     @abstractmethod
     def params(self, step: int) -> Tensor:
@@ -78,6 +89,16 @@ class IncrementalState(ABC):
     @abstractmethod
     def observe(self, step: int, value: Tensor) -> None:
         """Record the encoded value ``(*, I)`` of the variable drawn at ``step``."""
+
+    def block_params(self, start: int, guess: Tensor) -> Tensor:
+        """Parameters ``(*, b, P)`` of steps ``start .. start+b-1`` (``b`` = ``guess.shape[-2]``,
+        blocks starting at multiples of ``block_size``), given the encoded guesses
+        ``(*, b, I)`` for those steps and the values observed before ``start``."""
+        raise NotImplementedError(f"{type(self).__name__} has no block interface (block_size=1)")
+
+    def observe_block(self, start: int, values: Tensor) -> None:
+        """Record the encoded values ``(*, b, I)`` drawn at steps ``start .. start+b-1``."""
+        raise NotImplementedError(f"{type(self).__name__} has no block interface (block_size=1)")
 
 
 class Conditioner(nn.Module):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import torch
 from torch import Tensor, nn
@@ -73,20 +73,83 @@ class FVSBN(Conditioner):
         return _FVSBNState(self, context, batch_shape)
 
 
+#: Variables per block of the sampling state: a block starts from one matmul over the values
+#: drawn before it; inside it, values are fed back one at a time or as block guesses.
+_SAMPLING_BLOCK = 32
+
+
 class _FVSBNState(IncrementalState):
-    """Running parameters of every variable; each drawn value adds its own column."""
+    """Running parameters of the current block of variables, in order coordinates.
+
+    Updating the parameters of all ``n`` variables after every draw would move ``O(B n)``
+    memory per step; here a block of ``b`` variables starts from one matmul of the values
+    drawn so far, and each draw updates only the rest of its block (``O(B b)``). The
+    total arithmetic is half of one log_prob pass. The block interface (``block_size``)
+    computes a whole block's parameters from guessed values in one matmul, so the
+    sampling loop can draw a block in a few rounds instead of ``b`` steps. Updates are out
+    of place, so ``rsample`` can differentiate through the loop.
+    """
+
+    block_size = _SAMPLING_BLOCK
 
     def __init__(self, net: FVSBN, context: Optional[Tensor], batch_shape: torch.Size):
-        self.net = net
-        self.order = net.orders[0].tolist()
-        self.weight = net.masked_weight().unflatten(1, (net.event_size, net.input_size))  # (nP, n, I)
-        offset = net.output_offset(context)
-        self.acc = offset.expand(*batch_shape, net.event_size, net.param_size).flatten(-2).clone()
+        n, i_size, p_size = net.event_size, net.input_size, net.param_size
+        order = net.orders[0]
+        self.sizes = (n, i_size, p_size)
+        self.batch_shape = batch_shape
+        # Rows are flattened to (R, ...); reshaped back only when the batch isn't 1-D.
+        self.flat_batch = len(batch_shape) == 1
+        # weight_t[j I + a, k P + p]: effect of input feature a of the j-th drawn variable on
+        # parameter p of the k-th; nonzero only for j < k (strictly block upper triangular).
+        weight = net.masked_weight().unflatten(0, (n, p_size)).unflatten(-1, (n, i_size))
+        self.weight_t = weight[order][:, :, order].permute(2, 3, 0, 1).reshape(n * i_size, n * p_size)
+        offset = net.output_offset(context).expand(*batch_shape, n, p_size)[..., order, :]
+        self.offset = offset.reshape(-1, n * p_size)
+        self.prefix: List[Tensor] = []  # encoded values of finished blocks, each (R, b I)
+        self.current: List[Tensor] = []  # encoded values of the current block, each (R, I)
+        self.block_start = self.block_end = 0
+
+    def _start_block(self, start: int) -> None:
+        """Parameters of block ``start..end-1`` from the values before ``start`` alone."""
+        n, i_size, p_size = self.sizes
+        end = min(start + _SAMPLING_BLOCK, n)
+        self.cols = slice(start * p_size, end * p_size)
+        acc = self.offset[:, self.cols]
+        if start > 0:
+            drawn = torch.cat(self.prefix, -1) if len(self.prefix) > 1 else self.prefix[0]
+            acc = torch.addmm(acc, drawn, self.weight_t[: start * i_size, self.cols])
+        self.acc = self.block_offset = acc
+        self.block_weight = self.weight_t[start * i_size : end * i_size, self.cols]  # (b I, b P)
+        # Each step's (I, b P) rows of it, cut in one call.
+        self.step_weights = self.block_weight.unflatten(0, (end - start, i_size)).unbind(0)
+        self.block_start, self.block_end = start, end
 
     def params(self, step: int) -> Tensor:
-        p = self.net.param_size
-        i = self.order[step]
-        return self.acc[..., i * p : (i + 1) * p]
+        if step == self.block_end:
+            self._start_block(step)
+        p_size = self.sizes[2]
+        out = self.acc.narrow(1, (step - self.block_start) * p_size, p_size)
+        return out if self.flat_batch else out.reshape(*self.batch_shape, p_size)
 
     def observe(self, step: int, value: Tensor) -> None:
-        self.acc = self.acc + value @ self.weight[:, self.order[step]].T
+        if not self.flat_batch:
+            value = value.reshape(-1, self.sizes[1])
+        self.current.append(value)
+        if step + 1 < self.block_end:
+            self.acc = torch.addmm(self.acc, value, self.step_weights[step - self.block_start])
+        else:
+            self.prefix.append(torch.cat(self.current, -1))
+            self.current = []
+
+    def block_params(self, start: int, guess: Tensor) -> Tensor:
+        if start != self.block_start or start == self.block_end:
+            self._start_block(start)
+        _, i_size, p_size = self.sizes
+        b = self.block_end - start
+        flat = torch.addmm(self.block_offset, guess.reshape(-1, b * i_size), self.block_weight)
+        return flat.reshape(*self.batch_shape, b, p_size)
+
+    def observe_block(self, start: int, values: Tensor) -> None:
+        b = values.shape[-2]
+        self.prefix.append(values.reshape(-1, b * self.sizes[1]))
+        self.block_end = start + b  # the next block_params/params starts a fresh block

@@ -62,8 +62,10 @@ $$
 The log-density is computed as
 $\log p = \operatorname{logsumexp}_k \big(\log \pi_{ik} + \log \mathcal{N}(x_i; \mu_{ik}, \sigma_{ik}^2)\big)$,
 never by adding up probabilities, so a far outlier gets a large negative but finite value. The
-floor $\sigma_{\min}$ (default $10^{-3}$) keeps a component from collapsing onto a single data
-point, where the likelihood would grow without bound. Values are fed back to the conditioner as
+floor $\sigma_{\min}$ (default $10^{-2}$, for standardized data) keeps a component from
+collapsing onto a single data point, where the likelihood would grow without bound; real tables
+often repeat values (zeros, rounded measurements), and a floor that is too small lets training
+chase those spikes instead of the shape of the data. Values are fed back to the conditioner as
 they are (one input per variable).
 
 Even with $K = 1$ the model is more than a Gaussian: the mean *and* the variance of each
