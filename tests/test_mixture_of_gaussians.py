@@ -17,7 +17,11 @@ import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
 
 F64 = torch.float64
-GOF_FAILURE_RATE = 1e-3  # seeded, so a pass is deterministic; small to stay robust across torch versions
+# Pyro's density-binning test is approximate: over 16 seeds its p-values for samples drawn
+# with torch's own MixtureSameFamily sampler were below 0.05 for 30-55% of seeds on these 2-d
+# models (not uniform). So its bound is loose; the stretched samples below sit at 1e-25 or
+# lower, and the exact test of samples is the Rosenblatt one in test_conformance.py.
+GOF_FAILURE_RATE = 1e-5
 
 FACTORIES = {
     "fvsbn": lambda **kw: pyro_ar.FVSBN(**kw),
