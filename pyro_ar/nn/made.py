@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
@@ -147,11 +148,14 @@ class MADE(Conditioner):
         weights = self.masked_weights(member)
         h = x.flatten(-2)
         for l, layer in enumerate(self.hidden_layers):
-            h = h @ weights[l].T + layer.bias
+            h = F.linear(h, weights[l], layer.bias)  # one fused matmul + bias, as nn.Linear
             if l == 0 and context is not None and self.context_to_hidden is not None:
                 h = h + self.context_to_hidden(context)
             h = self.activation(h)
-        out = (h @ weights[-1].T).unflatten(-1, (self.event_size, self.param_size))
+        if context is None:  # the output bias rides in the last matmul
+            out = F.linear(h, weights[-1], self.output_bias.flatten())
+            return out.unflatten(-1, (self.event_size, self.param_size))
+        out = F.linear(h, weights[-1]).unflatten(-1, (self.event_size, self.param_size))
         return out + self.output_offset(context)
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
