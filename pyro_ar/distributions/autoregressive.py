@@ -298,7 +298,8 @@ class Autoregressive(TorchDistribution):
         with self._bound_weights():
             state = self.conditioner.incremental(context, batch, member)
             if reparameterized:
-                steps = self._rsample_steps(state, observed, observed_mask, dtype)
+                draw = lambda k, params: head.rsample(params)  # noqa: E731
+                steps = self._sample_steps(state, draw, observed, observed_mask, dtype)
             else:
                 # All the randomness up front, in step order: each draw is then a function
                 # of its parameters (see Conditional.sample_from_noise).
@@ -308,16 +309,19 @@ class Autoregressive(TorchDistribution):
                 if state.block_size > 1 and head.is_discrete:
                     steps = self._sample_blocks(state, noise, temperature, observed, observed_mask, dtype)
                 else:
-                    steps = self._sample_steps(state, noise, temperature, observed, observed_mask, dtype)
+                    noise_k = noise.unbind(-2)
+                    draw = lambda k, params: head.sample_from_noise(params, noise_k[k], temperature)  # noqa: E731
+                    steps = self._sample_steps(state, draw, observed, observed_mask, dtype)
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n, device=order.device)
         return torch.cat(steps, -1)[..., rank]
 
-    def _sample_steps(self, state, noise, temperature, observed, observed_mask, dtype) -> List[Tensor]:
-        """One variable per step: ``n`` tensors ``(*, 1)`` in step order."""
+    def _sample_steps(self, state, draw, observed, observed_mask, dtype) -> List[Tensor]:
+        """One variable per step, ``draw(step, params) -> value``: ``n`` tensors ``(*, 1)`` in
+        step order. With ``head.rsample`` as ``draw`` it is differentiable through the chain."""
         head, steps = self.conditional, []
-        for step, noise_k in enumerate(noise.unbind(-2)):
-            value = head.sample_from_noise(state.params(step), noise_k, temperature)
+        for step in range(self.event_size):
+            value = draw(step, state.params(step))
             if observed is not None:
                 value = torch.where(observed_mask[..., step], observed[..., step].to(value.dtype), value)
             steps.append(value.unsqueeze(-1))
@@ -348,17 +352,6 @@ class Autoregressive(TorchDistribution):
             state.observe_block(start, encoded)
             blocks.append(value)
         return blocks
-
-    def _rsample_steps(self, state, observed, observed_mask, dtype) -> List[Tensor]:
-        """Reparameterized draws, one per step, differentiable through the whole chain."""
-        head, steps = self.conditional, []
-        for step in range(self.event_size):
-            value = head.rsample(state.params(step))
-            if observed is not None:
-                value = torch.where(observed_mask[..., step], observed[..., step].to(value.dtype), value)
-            steps.append(value.unsqueeze(-1))
-            state.observe(step, head.encode_one(value, dtype))
-        return steps
 
     # ---- conditioning (the logic lives in pyro_ar.inpainting) -----------------------------
 
