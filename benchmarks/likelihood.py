@@ -179,6 +179,8 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
             f"pyro_ar FVSBN-MoG (linear), K={k}": lambda: pyro_ar.FVSBN(n, conditional=mog()),
             f"pyro_ar MoG-MADE 1x{h} ReLU, K={k}": lambda: pyro_ar.MADE(n, [h], conditional=mog()),
             f"pyro_ar MoG-MADE 2x{h} ReLU, K={k}": lambda: pyro_ar.MADE(n, [h, h], conditional=mog()),
+            # nflows' num_blocks=0 model: a linear AR model factorized through h hidden units.
+            f"pyro_ar MoG-MADE 1x{h} linear, K={k}": lambda: pyro_ar.MADE(n, [h], conditional=mog(), activation="linear"),
             # The default before 2026-11-23, kept for comparison.
             f"pyro_ar MoG-MADE 1x{h} ReLU, K={k}, min_scale=1e-3": lambda: pyro_ar.MADE(n, [h], conditional=mog(1e-3)),
         }

@@ -34,6 +34,7 @@ from pyro_ar.checkpoint import plain_hparams, load_checkpoint, save
 from pyro_ar.conditionals import Bernoulli, Categorical, MixtureOfGaussians
 from pyro_ar.data_files import CONDITIONALS, DataSet, load_dataset, square_side
 from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
+from pyro_ar.nn.made import ACTIVATIONS as MADE_ACTIVATIONS
 from pyro_ar.training import (
     DistributedInfo,
     bits_per_dim,
@@ -108,6 +109,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit.add_argument("--num-layers", type=_positive_int, default=1, help="MADE hidden layers (default 1)")
     fit.add_argument("--num-masks", type=_positive_int, default=1, help="MADE masks/orders (default 1)")
+    fit.add_argument(
+        "--activation", choices=sorted(MADE_ACTIVATIONS), default="relu",
+        help="MADE hidden nonlinearity (default relu; linear: a factorized linear AR model)",
+    )
     fit.add_argument("--order", choices=sorted(ORDERS), default="identity", help="variable order (default identity)")
     fit.add_argument("--epochs", type=_positive_int, default=200, help="maximum epochs (default 200)")
     fit.add_argument("--batch-size", type=_positive_int, default=100, help="global minibatch size (default 100)")
@@ -164,7 +169,10 @@ def build_model(args: argparse.Namespace, data: DataSet) -> AutoregressiveModel:
     if args.model == "nade":
         return NADE(n, hidden_size=args.hidden_size or 128, conditional=head, order=order, seed=seed)
     width = args.hidden_size or 512
-    return MADE(n, [width] * args.num_layers, conditional=head, num_masks=args.num_masks, order=order, seed=seed)
+    return MADE(
+        n, [width] * args.num_layers, conditional=head, num_masks=args.num_masks, order=order, seed=seed,
+        activation=args.activation,
+    )
 
 
 # ---- output directory ----------------------------------------------------------------------------
@@ -334,8 +342,8 @@ def _seed_all(seed: int) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    if args.model != "made" and (args.num_masks != 1 or args.num_layers != 1):
-        raise UsageError("--num-masks and --num-layers apply to --model made only")
+    if args.model != "made" and (args.num_masks != 1 or args.num_layers != 1 or args.activation != "relu"):
+        raise UsageError("--num-masks, --num-layers and --activation apply to --model made only")
     if args.levels is not None and args.conditional != "categorical":
         raise UsageError("--levels applies to --conditional categorical only")
     if args.threshold is not None and args.conditional != "bernoulli":

@@ -191,6 +191,10 @@ class MADE(AutoregressiveModel):
         order: order of the first mask: ``None``, ``"random"``, ``"reverse"`` or a permutation.
         order_agnostic: whether masks after the first draw their own random orders.
         seed: seed of random orders and hidden degrees.
+        activation: hidden nonlinearity: ``"relu"`` (default), ``"tanh"``, ``"sigmoid"``,
+            ``"elu"``, ``"gelu"``, or ``"linear"`` for a linear AR model factorized through
+            the hidden layers (nflows' ``MixtureOfGaussiansMADE(num_blocks=0)`` is this model;
+            on small real-valued tables it trains better than FVSBN's direct parametrization).
 
     Example:
         >>> from pyro_ar.conditionals import MixtureOfGaussians
@@ -211,6 +215,7 @@ class MADE(AutoregressiveModel):
         order: OrderSpec = None,
         order_agnostic: bool = True,
         seed: Optional[int] = None,
+        activation: str = "relu",
     ):
         head = _head(conditional)
         net = ar_nn.MADE(
@@ -224,6 +229,7 @@ class MADE(AutoregressiveModel):
             order_agnostic=order_agnostic,
             seed=seed,
             initial_bias=head.initial_bias(),
+            activation=activation,
         )
         super().__init__(net, head)
         self.hparams = dict(
@@ -235,4 +241,5 @@ class MADE(AutoregressiveModel):
             order=order,
             order_agnostic=order_agnostic,
             seed=seed,
+            activation=activation,
         )

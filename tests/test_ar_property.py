@@ -8,6 +8,7 @@ and the context reaches every variable's parameters, the first in the order incl
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.autograd.functional import jacobian
 
@@ -130,3 +131,47 @@ def test_jacobian_checks_catch_broken_masks():
     dep = dependence(net.conditioner, net.conditional, None, values, 0)
     assert torch.all(dep[~before(order)] == 0)
     assert not torch.equal(dep > 0, before(order))
+
+
+# ---- MADE's hidden nonlinearity ----------------------------------------------------------------
+
+
+def test_made_activations_keep_the_ar_property_and_sampling_state():
+    from pyro_ar.conditionals import Bernoulli
+    from pyro_ar.nn.made import ACTIVATIONS
+
+    n = 6
+    for name, module in ACTIVATIONS.items():
+        torch.manual_seed(0)
+        net = pyro_ar.MADE(n, [12, 12], order="random", activation=name).double()
+        assert isinstance(net.conditioner.activation, module) and net.hparams["activation"] == name
+        order = net.conditioner.orders[0]
+        rank = torch.argsort(order)
+        dep = dependence(net.conditioner, Bernoulli(), None, torch.randint(2, (NUM_POINTS, n)).double(), 0)
+        allowed = rank.unsqueeze(1) > rank.unsqueeze(0)  # allowed[i, j]: j before i
+        assert (dep[~allowed] == 0).all(), name
+        assert (dep[allowed] > 0).any(), name
+        # The sampling state applies the same nonlinearity: it reproduces the forward pass.
+        x = torch.randn(3, n, 1, dtype=F64)
+        full = net.conditioner(x)
+        state = net.conditioner.incremental(None, torch.Size([3]))
+        for step, i in enumerate(order.tolist()):
+            torch.testing.assert_close(state.params(step), full[:, i], atol=1e-12, rtol=0)
+            state.observe(step, x[:, i])
+
+
+def test_linear_made_is_affine_in_x():
+    torch.manual_seed(1)
+    cond = pyro_ar.MADE(5, [16, 16], activation="linear").double().conditioner
+    x, y = torch.randn(2, 5, 1, dtype=F64), torch.randn(2, 5, 1, dtype=F64)
+    # f(x + y) - f(x) - f(y) + f(0) vanishes for an affine map, not for a ReLU network.
+    second = cond(x + y) - cond(x) - cond(y) + cond(torch.zeros_like(x))
+    assert second.abs().max() < 1e-12
+    relu = pyro_ar.MADE(5, [16, 16]).double().conditioner
+    assert (relu(x + y) - relu(x) - relu(y) + relu(torch.zeros_like(x))).abs().max() > 1e-3
+
+
+def test_made_refuses_an_unknown_activation():
+    for bad in ("swish", None, torch.nn.ReLU()):
+        with pytest.raises(ValueError, match="activation must be one of"):
+            pyro_ar.MADE(4, [8], activation=bad)

@@ -53,7 +53,7 @@ def runs(tmp_path_factory):
         out = root / f"{model}-{conditional}"
         cmd = _command(model) + ["fit", "--model", model, "--conditional", conditional, *TINY, "--out", str(out)]
         if (model, conditional) == ("made", "mog"):
-            cmd += ["--min-scale", "0.05"]
+            cmd += ["--min-scale", "0.05", "--activation", "tanh"]
         return combo, (_run(cmd), out)
 
     with ThreadPoolExecutor(max_workers=3) as pool:
@@ -95,8 +95,11 @@ def test_fit_end_to_end(runs, model, conditional):
     assert metrics["test_bits_per_dim"] == pytest.approx(metrics["test_nll"] / (64 * math.log(2)))
     assert metrics["num_train"] == 100 and metrics["epochs_run"] == 1 and len(metrics["history"]["valid_nll"]) == 1
     if conditional == "mog":
-        # made-mog ran with --min-scale 0.05; the others keep the head's default.
-        assert load_checkpoint(out / "model.pt").model.conditional.min_scale == (0.05 if model == "made" else 1e-2)
+        # made-mog ran with --min-scale 0.05 and --activation tanh; the others keep the defaults.
+        reloaded = load_checkpoint(out / "model.pt").model
+        assert reloaded.conditional.min_scale == (0.05 if model == "made" else 1e-2)
+        if model == "made":
+            assert reloaded.hparams["activation"] == "tanh" and isinstance(reloaded.conditioner.activation, torch.nn.Tanh)
         assert metrics["density"].startswith("continuous")
         assert math.isfinite(metrics["test_nll_data_units"]) and math.isfinite(metrics["test_bits_per_dim_discrete"])
     else:
@@ -245,6 +248,8 @@ def test_bad_options_are_refused(tmp_path, capsys, no_training):
     assert cli.main(["fit", "--min-scale", "0.1", "--out", out]) == 1
     assert "--min-scale applies to --conditional mog only" in capsys.readouterr().err
     assert cli.main(["fit", "--model", "nade", "--num-masks", "2", "--out", out]) == 1
+    assert "apply to --model made only" in capsys.readouterr().err
+    assert cli.main(["fit", "--model", "fvsbn", "--activation", "tanh", "--out", out]) == 1
     assert "apply to --model made only" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert cli.main(["fit", "--device", "cuda", "--out", out]) == 1

@@ -45,6 +45,18 @@ def made_degrees(
     return degrees
 
 
+#: Hidden-layer nonlinearities by name (names keep checkpoints plain). ``"linear"`` makes the
+#: whole network linear in ``x``: a linear AR model factorized through the hidden layers.
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "linear": nn.Identity,
+}
+
+
 class MADE(Conditioner):
     r"""Masked autoencoder for distribution estimation (Germain et al., 2015).
 
@@ -71,6 +83,7 @@ class MADE(Conditioner):
         order_agnostic: whether members ``1..M-1`` draw their own random orders.
         seed: seed of random orders and degrees.
         initial_bias: ``(P,)`` starting output bias.
+        activation: the hidden nonlinearity, a name in :data:`ACTIVATIONS` (default ``"relu"``).
 
     Example:
         >>> net = MADE(event_size=4, hidden_sizes=[16, 16], num_masks=2)
@@ -90,8 +103,11 @@ class MADE(Conditioner):
         order_agnostic: bool = True,
         seed: Optional[int] = None,
         initial_bias: Optional[Tensor] = None,
+        activation: str = "relu",
     ):
         super().__init__(event_size, input_size, param_size, context_size, initial_bias)
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if isinstance(hidden_sizes, int) or not isinstance(hidden_sizes, Sequence) or len(hidden_sizes) == 0:
             raise ValueError(f"hidden_sizes must be a non-empty list of ints, got {hidden_sizes!r}")
         self.hidden_sizes = [check_positive_int("each of hidden_sizes", h) for h in hidden_sizes]
@@ -101,7 +117,8 @@ class MADE(Conditioner):
         self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output_layer = nn.Linear(widths[-1], n_out, bias=False)
         self.context_to_hidden = None if context_size is None else nn.Linear(context_size, widths[1], bias=False)
-        self.activation = nn.ReLU()
+        self.activation_name = activation
+        self.activation = ACTIVATIONS[activation]()
 
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
         orders, degrees = [], []
