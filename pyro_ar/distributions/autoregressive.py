@@ -163,9 +163,14 @@ class Autoregressive(TorchDistribution):
         if not isinstance(value, Tensor):
             raise ValueError(f"value must be a torch.Tensor, got {type(value).__name__}")
         self.conditional.check_value(value)
-        if value.is_floating_point() and bool(torch.isnan(value).any()):
-            raise ValueError("value contains NaN")
-        super()._validate_sample(value)
+        try:
+            super()._validate_sample(value)
+        except ValueError as err:
+            # NaN is outside every support; name it (looked for only on this failure path, so
+            # valid values pay for one pass over them, the support check).
+            if value.is_floating_point() and bool(torch.isnan(value).any()):
+                raise ValueError("value contains NaN") from err
+            raise
 
     def _check_event_shape(self, value: Tensor) -> None:
         # Cheap and always on: a wrong event size would otherwise fail deep inside a matmul.
