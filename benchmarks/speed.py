@@ -495,7 +495,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--batch", type=int, default=100, help="batch size (default 100)")
     parser.add_argument("--components", type=int, default=5, help="mixture components of MoG-MADE (default 5)")
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats of fast calls (default 7)")
-    parser.add_argument("--sample-repeats", type=int, default=3, help="timed repeats of sampling (default 3)")
+    parser.add_argument("--sample-repeats", type=int, default=7, help="timed repeats of sampling (default 7)")
     parser.add_argument("--naive-steps", type=int, default=16, help="steps of naive sampling timed, scaled to n")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory section")
