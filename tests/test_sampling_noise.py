@@ -1,6 +1,6 @@
 """Sampling as a function of noise: the heads' noise samplers, and the sampling loop
-(step by step, or FVSBN's blocks by fixed-point rounds) against a naive sampler that
-reruns the whole conditioner once per variable with the same noise."""
+(step by step, or FVSBN's and MADE's blocks by fixed-point rounds) against a naive sampler
+that reruns the whole conditioner once per variable with the same noise."""
 
 from __future__ import annotations
 
@@ -78,10 +78,19 @@ def naive_sample(d, noise, temperature=1.0, observed=None, mask=None):
     return x
 
 
+KINDS = {  # model, extra arguments; MADE 2 layers, and a layer narrower than n - 1 (spread degrees)
+    "FVSBN": ("FVSBN", {}),
+    "NADE": ("NADE", {"hidden_size": 12}),
+    "MADE": ("MADE", {"hidden_sizes": [48]}),
+    "MADE-2-layers": ("MADE", {"hidden_sizes": [90, 40]}),
+    "MADE-narrow": ("MADE", {"hidden_sizes": [16]}),
+}
+
+
 def build(kind, head, n=70, context_size=2, coupling=0.3):
-    extra = {"FVSBN": {}, "NADE": {"hidden_size": 12}, "MADE": {"hidden_sizes": [48]}}[kind]
+    model, extra = KINDS[kind]
     torch.manual_seed(3)
-    net = getattr(pyro_ar, kind)(n, conditional=head, context_size=context_size, order="random", **extra).double()
+    net = getattr(pyro_ar, model)(n, conditional=head, context_size=context_size, order="random", **extra).double()
     with torch.no_grad():  # weights large enough that variables really depend on each other
         for p in net.parameters():
             p.normal_(0, coupling)
@@ -91,7 +100,7 @@ def build(kind, head, n=70, context_size=2, coupling=0.3):
 HEADS = [Bernoulli(), Categorical(3), MixtureOfGaussians(2)]
 
 
-@pytest.mark.parametrize("kind", ["FVSBN", "NADE", "MADE"])
+@pytest.mark.parametrize("kind", list(KINDS))
 @pytest.mark.parametrize("head", HEADS, ids=repr)
 def test_sample_equals_naive_sampling_with_the_same_noise(kind, head):
     net = build(kind, head)
@@ -130,7 +139,7 @@ def test_fvsbn_blocks_are_exact_under_strong_coupling(head):
     assert torch.equal(x, naive_sample(d.expand((50,)), noise))
 
 
-@pytest.mark.parametrize("kind", ["FVSBN", "MADE"])
+@pytest.mark.parametrize("kind", ["FVSBN", "MADE", "MADE-2-layers"])
 def test_conditional_sample_equals_naive_with_clamping(kind):
     head = Categorical(3)
     net = build(kind, head, context_size=None)

@@ -179,22 +179,35 @@ class MADE(Conditioner):
         return _MADEState(self, context, batch_shape, self._check_member(member))
 
 
+#: Steps per block of MADE's sampling state (used for discrete heads, see IncrementalState).
+_SAMPLING_BLOCK = 32
+
+
 class _MADEState(IncrementalState):
     """Pre-activations filled in as inputs arrive; each hidden unit is evaluated once.
 
-    Hidden units of degree ``k`` depend only on the variables at positions ``< k``, so at
-    step ``k`` (before drawing position ``k``) exactly the units of degree ``k`` become
-    computable, layer by layer; their contributions are pushed to the next layer at once.
+    In step terms, a hidden unit of degree ``D`` (any layer) depends only on the variables
+    drawn at steps ``< D``, and the output of step ``t`` sees last-layer units of degree
+    ``<= t``. So at step ``k`` exactly the units of degree ``k`` become computable, layer by
+    layer, and their contributions are pushed to the next layer at once.
+
+    The block interface evaluates, for a block of steps ``[a, b)``, only the units of degree
+    in ``(a, b)`` from guessed values (two small matmuls per layer and round); the units of
+    degree ``<= a`` are settled and enter through their pushed contributions. Observing the
+    block pushes its values and settles the units of degree ``<= b``.
     """
+
+    block_size = _SAMPLING_BLOCK
 
     def __init__(self, net: MADE, context: Optional[Tensor], batch_shape: torch.Size, member: int):
         self.net = net
+        self.batch_shape = batch_shape
         self.order = net.orders[member].tolist()
         self.weights = net.masked_weights(member)
         n = net.event_size
+        self.degrees = [getattr(net, f"hidden_degrees_{l}")[member] for l in range(len(net.hidden_sizes))]
         self.groups = []  # groups[l][k]: indices of layer-l units of degree k
-        for l in range(len(net.hidden_sizes)):
-            deg = getattr(net, f"hidden_degrees_{l}")[member]
+        for deg in self.degrees:
             idx = torch.argsort(deg, stable=True)
             counts = torch.bincount(deg, minlength=n).tolist()
             self.groups.append(list(idx.split(counts)))
@@ -207,11 +220,12 @@ class _MADEState(IncrementalState):
         self.pre = pre
         offset = net.output_offset(context)
         self.out = offset.expand(*batch_shape, n, net.param_size).flatten(-2).clone()
+        self.block_start = -1
 
-    def params(self, step: int) -> Tensor:
+    def _settle(self, units_per_layer: List[Tensor]) -> None:
+        """Evaluate the given units of every layer (their inputs are all known) and push them."""
         num_layers = len(self.pre)
-        for l in range(num_layers):
-            units = self.groups[l][step]
+        for l, units in enumerate(units_per_layer):
             if units.numel() == 0:
                 continue
             h = self.net.activation(self.pre[l][..., units])
@@ -220,6 +234,9 @@ class _MADEState(IncrementalState):
                 self.pre[l + 1] += h @ target.T
             else:
                 self.out += h @ target.T
+
+    def params(self, step: int) -> Tensor:
+        self._settle([groups[step] for groups in self.groups])
         p = self.net.param_size
         i = self.order[step]
         return self.out[..., i * p : (i + 1) * p].clone()
@@ -228,3 +245,42 @@ class _MADEState(IncrementalState):
         size = self.net.input_size
         j = self.order[step]
         self.pre[0] += value @ self.weights[0][:, j * size : (j + 1) * size].T
+
+    # ---- blocks of steps --------------------------------------------------------------------
+
+    def _columns(self, start: int, stop: int, size: int) -> Tensor:
+        """Feature columns of the variables at steps ``start..stop-1``, in step order."""
+        variables = torch.tensor(self.order[start:stop], device=self.out.device)
+        return (variables.unsqueeze(-1) * size + torch.arange(size, device=variables.device)).flatten()
+
+    def _start_block(self, start: int) -> None:
+        net, n = self.net, self.net.event_size
+        stop = min(start + _SAMPLING_BLOCK, n)
+        if start == 0:  # units of degree 0 (only when n == 1) see no input at all
+            self._settle([(deg <= 0).nonzero().squeeze(-1) for deg in self.degrees])
+        inputs = self._columns(start, stop, net.input_size)
+        outputs = self._columns(start, stop, net.param_size)
+        # The units the block's outputs need that are not settled: degrees in (start, stop - 1].
+        units = [((deg > start) & (deg < stop)).nonzero().squeeze(-1) for deg in self.degrees]
+        self.block_base = [self.pre[l][..., u] for l, u in enumerate(units)]
+        self.block_weights = [self.weights[0][units[0]][:, inputs].T]
+        self.block_weights += [self.weights[l][units[l]][:, units[l - 1]].T for l in range(1, len(units))]
+        self.block_out_base = self.out[..., outputs]
+        self.block_out_weight = self.weights[-1][outputs][:, units[-1]].T
+        self.block_start, self.block_stop = start, stop
+        self.block_inputs = inputs
+
+    def block_params(self, start: int, guess: Tensor) -> Tensor:
+        if start != self.block_start:
+            self._start_block(start)
+        h = guess.flatten(-2)
+        for base, weight in zip(self.block_base, self.block_weights):
+            h = self.net.activation(base + h @ weight)
+        out = self.block_out_base + h @ self.block_out_weight
+        return out.unflatten(-1, (self.block_stop - start, self.net.param_size))
+
+    def observe_block(self, start: int, values: Tensor) -> None:
+        self.pre[0] += values.flatten(-2) @ self.weights[0][:, self.block_inputs].T
+        stop = self.block_stop
+        self._settle([((deg > start) & (deg <= stop)).nonzero().squeeze(-1) for deg in self.degrees])
+        self.block_start = -1
