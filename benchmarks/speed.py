@@ -14,8 +14,8 @@ Sections (n = 784 variables, d = 500 hidden units, batch 100 by default):
 5. Sampling time divided by one log_prob pass, for each model, against naive sampling that
    reruns the full network once per variable (timed over ``--naive-steps`` steps and scaled
    to n), and against nflows' ``MixtureOfGaussiansMADE`` sampling when nflows is importable.
-   FVSBN draws blocks of variables by fixed-point rounds, whose number depends on how
-   strongly the variables are coupled, so it is also timed after ``--fvsbn-train-epochs``
+   FVSBN and MADE draw blocks of variables by fixed-point rounds, whose number depends on
+   how strongly the variables are coupled, so both are also timed after ``--train-epochs``
    epochs of training on binarized Fashion-MNIST (when the data is installed), and the
    rounds per block are reported.
 
@@ -308,48 +308,53 @@ def bench_nade(models, data, timer, args) -> Dict[str, Any]:
     return {"forward": fwd, "forward_backward": fwd_bwd, "saved_bytes": saved, "peak_memory": memory}
 
 
-def trained_fvsbn(args) -> Tuple[Optional[pyro_ar.AutoregressiveModel], str]:
-    """An FVSBN trained for ``--fvsbn-train-epochs`` on binarized Fashion-MNIST, or why not."""
-    if args.fvsbn_train_epochs == 0:
-        return None, "--fvsbn-train-epochs 0"
+def trained_models(args) -> Tuple[Dict[str, pyro_ar.AutoregressiveModel], str]:
+    """FVSBN and MADE (d hidden units) trained for ``--train-epochs`` on binarized
+    Fashion-MNIST, so that their variables are coupled as in real use; or why not."""
+    if args.train_epochs == 0:
+        return {}, "--train-epochs 0"
     if args.n != 784:
-        return None, f"needs n = 784 (Fashion-MNIST), got n = {args.n}"
+        return {}, f"needs n = 784 (Fashion-MNIST), got n = {args.n}"
     import bench_data
 
     try:
         train = bench_data.fashion_mnist_binary(max_train=5000 if args.quick else None)["train"].to(args.device)
     except (OSError, ValueError) as err:
-        return None, f"Fashion-MNIST not available ({err}); install the Debian package dataset-fashion-mnist"
+        return {}, f"Fashion-MNIST not available ({err}); install the Debian package dataset-fashion-mnist"
     torch.manual_seed(args.seed)
-    model = pyro_ar.FVSBN(args.n).to(args.device)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(args.fvsbn_train_epochs):
-        for idx in torch.randperm(len(train), device=args.device).split(100):
-            opt.zero_grad(set_to_none=True)
-            (-model().log_prob(train[idx]).mean()).backward()
-            opt.step()
-    return model, ""
+    models = {"FVSBN": pyro_ar.FVSBN(args.n), "MADE": pyro_ar.MADE(args.n, [args.d])}
+    trained = {}
+    for kind, model in models.items():
+        model = model.to(args.device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        for _ in range(args.train_epochs):
+            for idx in torch.randperm(len(train), device=args.device).split(100):
+                opt.zero_grad(set_to_none=True)
+                (-model().log_prob(train[idx]).mean()).backward()
+                opt.step()
+        trained[f"{kind}, trained {args.train_epochs} epochs on Fashion-MNIST"] = model
+    return trained, ""
 
 
 def fixed_point_rounds(model, batch: int) -> Optional[float]:
-    """Mean fixed-point rounds per block in one FVSBN sample (``None`` for other models)."""
-    from pyro_ar.nn.fvsbn import _FVSBNState
-
-    if not isinstance(model.conditioner, pyro_ar.nn.FVSBN):
+    """Mean fixed-point rounds per block in one sample (``None`` where blocks are not used:
+    NADE, and continuous heads)."""
+    state_class = type(model.conditioner.incremental(None, torch.Size([1])))
+    if state_class.block_size == 1 or not model.conditional.is_discrete:
         return None
     calls, starts = [0], set()
-    original = _FVSBNState.block_params
+    original = state_class.block_params
 
     def counting(state, start, guess):
         calls[0] += 1
         starts.add(start)
         return original(state, start, guess)
 
-    _FVSBNState.block_params = counting
+    state_class.block_params = counting
     try:
         model().sample((batch,))
     finally:
-        _FVSBNState.block_params = original
+        state_class.block_params = original
     return calls[0] / len(starts)
 
 
@@ -358,12 +363,11 @@ def bench_sampling(models, data, timer, args) -> Dict[str, Any]:
     n, B, dev = args.n, args.batch, args.device
     out: Dict[str, Any] = {}
     models = dict(models)
-    trained, why_not = trained_fvsbn(args)
-    if trained is not None:
-        name = f"FVSBN, trained {args.fvsbn_train_epochs} epochs on Fashion-MNIST"
-        models[name], data = trained, {**data, name: data["FVSBN"]}
-    else:
-        out["trained_fvsbn_skipped"] = why_not
+    trained, why_not = trained_models(args)
+    for name, model in trained.items():
+        models[name], data = model, {**data, name: data[name.split(",")[0]]}
+    if why_not:
+        out["trained_skipped"] = why_not
     for name, model in models.items():
         log_prob, _ = log_prob_fns(model, data[name])
         t = timer({"log_prob": log_prob, "sample": lambda model=model: model().sample((B,))}, args.sample_repeats, dev)
@@ -425,7 +429,8 @@ def targets_of(result: Dict[str, Any]) -> Dict[str, bool]:
         "NADE sampling <= 5x log_prob": sampling["NADE"]["sample_over_log_prob"] <= 5,
         "FVSBN sampling <= 5x log_prob": all(
             v["sample_over_log_prob"] <= 5 for k, v in sampling.items() if k.startswith("FVSBN")),
-        "MADE sampling <= 50x log_prob": sampling["MADE"]["sample_over_log_prob"] <= 50,
+        "MADE sampling <= 50x log_prob": all(
+            v["sample_over_log_prob"] <= 50 for k, v in sampling.items() if k.startswith("MADE")),
     }
     if nade["peak_memory"]:
         peak = {v: m["peak_bytes"] for v, m in nade["peak_memory"].items()}
@@ -466,9 +471,9 @@ def report(result: Dict[str, Any], args) -> str:
         rows.append([f"nflows MoG-MADE (K={args.components})", peer["log_prob_ms"], peer["sample_ms"],
                      peer["sample_over_log_prob"], nan, nan, nan, nan])
     lines.append(markdown_table(["model", "log_prob ms", "sample ms", "sample / log_prob", "naive sample ms",
-                                 "naive / log_prob", "naive / ours", "rounds per block (FVSBN)"], rows))
-    if "trained_fvsbn_skipped" in sampling:
-        lines.append(f"\nTrained-FVSBN row skipped: {sampling['trained_fvsbn_skipped']}")
+                                 "naive / log_prob", "naive / ours", "rounds per block"], rows))
+    if "trained_skipped" in sampling:
+        lines.append(f"\nTrained-model rows skipped: {sampling['trained_skipped']}")
     floor = sampling["floor"]
     lines.append(f"\nFloor of any loop that draws one variable per step through torch.distributions: {args.n} bare "
                  f"Bernoulli draws of {args.batch} rows take {floor['sample_ms']:.3g} ms = "
@@ -503,8 +508,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--stat", default="min", choices=["min", "median"],
                         help="statistic of the repeated wall times (default min: best of N)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--fvsbn-train-epochs", type=int, default=2,
-                        help="epochs of Fashion-MNIST training for the trained-FVSBN sampling row (0: skip)")
+    parser.add_argument("--train-epochs", type=int, default=2,
+                        help="epochs of Fashion-MNIST training for the trained FVSBN and MADE sampling rows (0: skip)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default results/speed_<device>.json)")
     parser.add_argument("--memory-probe", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -33,10 +33,11 @@ def test_speed_quick_run(tmp_path):
         row = sampling[name]
         assert row["log_prob_ms"] > 0 and row["sample_ms"] > 0
         assert row["sample_over_log_prob"] == pytest.approx(row["sample_ms"] / row["log_prob_ms"])
-    # FVSBN's blocks (n = 64 in a quick run: two blocks of 32) take between 1 and 32 rounds each.
-    assert 1 <= sampling["FVSBN"]["rounds_per_block"] <= 32
-    assert sampling["NADE"]["rounds_per_block"] is None
-    assert "needs n = 784" in sampling["trained_fvsbn_skipped"]
+    # FVSBN's and MADE's blocks (n = 64 in a quick run: two blocks of 32) take 1 to 32 rounds.
+    for name in ("FVSBN", "MADE", "MADE 2 layers"):
+        assert 1 <= sampling[name]["rounds_per_block"] <= 32
+    assert sampling["NADE"]["rounds_per_block"] is None and sampling["MoG-MADE (K=5)"]["rounds_per_block"] is None
+    assert "needs n = 784" in sampling["trained_skipped"]
     assert set(result["targets"]) >= {"FVSBN sampling <= 5x log_prob", "NADE sampling <= 5x log_prob"}
     assert "## Sampling a batch of 16" in proc.stdout
 
