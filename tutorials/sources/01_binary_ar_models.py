@@ -517,7 +517,8 @@ block of pixels can then be *guessed* all at once and corrected in rounds: each 
 the block's logits from the previous round's pixels with one matrix product. After round $t$ the
 first $t$ pixels of the block are certainly right, and a round that changes nothing has found
 exactly the sample that drawing one pixel at a time would give. Weakly coupled pixels settle in
-a few rounds, far fewer than the block's length.
+a few rounds, far fewer than the block's length. MADE's sampler does the same: within a block,
+only the hidden units whose degree falls inside the block depend on the guesses.
 
 Below we time, for 1,000 images: `log_prob` (one pass), the library's `sample`, and a naive
 sampler that calls the conditioner on the whole partial image for each new pixel.
@@ -579,8 +580,9 @@ $n = 64$ steps are small, dependent operations (Python loop overhead and tiny ma
 instead of one large, parallel one. The naive sampler is slower still: it redoes the whole
 network for each pixel, $n$ times the arithmetic of one pass. For FVSBN and NADE the
 incremental sampler does the same arithmetic as `log_prob` in total; MADE's incremental sampler
-also evaluates each hidden unit once. FVSBN's rounds over blocks of pixels cut the number of
-sequential steps, which keeps its ratio small although its `log_prob` is the cheapest of all.
+also evaluates each hidden unit once. The rounds over blocks of pixels cut the number of
+sequential steps for FVSBN and MADE, which keeps their ratios small although their `log_prob`
+passes are the cheapest.
 
 Teacher forcing is only correct because of the autoregressive property: the parameters of
 $x_i$ computed in the parallel pass must not depend on $x_i, \dots, x_n$. We can check it
