@@ -217,6 +217,16 @@ _PARAMS = {
 
 
 @pytest.fixture
+def restore_torch_state():
+    """Put back the torch thread count and global RNG state that a test changed (in-process
+    runs of the CLI set both, as the program does)."""
+    threads, rng = torch.get_num_threads(), torch.get_rng_state()
+    yield
+    torch.set_num_threads(threads)
+    torch.set_rng_state(rng)
+
+
+@pytest.fixture
 def exact_chi2sf(monkeypatch):
     """Pyro's goodness-of-fit tests (``pyro.distributions.testing.gof``) with scipy's chi^2
     survival function.

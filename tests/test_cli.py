@@ -68,13 +68,8 @@ def _assert_png(path: Path) -> np.ndarray:
     return image
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state():
-    # In-process runs of main() set the thread count and the global seed, as the program does.
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# In-process runs of main() set the thread count and the global seed, as the program does.
+pytestmark = pytest.mark.usefixtures("restore_torch_state")
 
 
 @pytest.mark.parametrize("model, conditional", COMBOS, ids=[f"{m}-{c}" for m, c in COMBOS])

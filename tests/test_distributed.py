@@ -29,12 +29,8 @@ SMALL = [
 ]  # fmt: skip
 
 
-@pytest.fixture(autouse=True)
-def _restore_torch_state():
-    threads, rng = torch.get_num_threads(), torch.get_rng_state()
-    yield
-    torch.set_num_threads(threads)
-    torch.set_rng_state(rng)
+# In-process runs of main() set the thread count and the global seed, as the program does.
+pytestmark = pytest.mark.usefixtures("restore_torch_state")
 
 
 def test_torchrun_two_processes_match_one(tmp_path, capsys):
