@@ -64,6 +64,11 @@ def make_order(order: OrderSpec, n: int, seed: Optional[int] = None) -> Tensor:
     return perm
 
 
+#: Steps per block for sampling states with a block interface (FVSBN, MADE): small enough
+#: that a few fixed-point rounds settle a block, large enough to cut the sequential steps.
+SAMPLING_BLOCK = 32
+
+
 class IncrementalState(ABC):
     """Sampling state of a conditioner for one member, over a batch of shape ``(*)``.
 
@@ -74,12 +79,13 @@ class IncrementalState(ABC):
     of steps at once from *guessed* values of that block (:meth:`block_params`), each step's
     parameters using only the guesses at earlier steps. The loop then draws the block by
     fixed-point iteration with fixed noise: after ``t`` rounds the first ``t`` steps are
-    exact, and a round that changes nothing has reached the one-by-one sample. Cheap
-    conditioners (FVSBN) use this to replace ``b`` small sequential steps with a few
-    rounds of block arithmetic.
+    exact, and a round that changes nothing has reached the one-by-one sample. FVSBN and
+    MADE use this to replace ``b`` small sequential steps with a few rounds of block
+    arithmetic.
     """
 
-    #: Steps per block of :meth:`block_params` (1: only the step-by-step interface).
+    #: Steps per block of :meth:`block_params` (1: only the step-by-step interface; states
+    #: with a block interface use :data:`SAMPLING_BLOCK`).
     block_size: int = 1
 
     @abstractmethod

@@ -7,7 +7,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor, nn
 
-from pyro_ar.nn.base import Conditioner, IncrementalState, OrderSpec, make_order
+from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, OrderSpec, make_order
 
 __all__ = ["FVSBN"]
 
@@ -73,11 +73,6 @@ class FVSBN(Conditioner):
         return _FVSBNState(self, context, batch_shape)
 
 
-#: Variables per block of the sampling state: a block starts from one matmul over the values
-#: drawn before it; inside it, values are fed back one at a time or as block guesses.
-_SAMPLING_BLOCK = 32
-
-
 class _FVSBNState(IncrementalState):
     """Running parameters of the current block of variables, in order coordinates.
 
@@ -90,7 +85,7 @@ class _FVSBNState(IncrementalState):
     of place, so ``rsample`` can differentiate through the loop.
     """
 
-    block_size = _SAMPLING_BLOCK
+    block_size = SAMPLING_BLOCK
 
     def __init__(self, net: FVSBN, context: Optional[Tensor], batch_shape: torch.Size):
         n, i_size, p_size = net.event_size, net.input_size, net.param_size
@@ -107,19 +102,19 @@ class _FVSBNState(IncrementalState):
         self.offset = offset.reshape(-1, n * p_size)
         self.prefix: List[Tensor] = []  # encoded values of finished blocks, each (R, b I)
         self.current: List[Tensor] = []  # encoded values of the current block, each (R, I)
-        self.block_start = self.block_end = 0
+        self.block_start, self.block_end = -1, 0  # no block started yet
 
     def _start_block(self, start: int) -> None:
         """Parameters of block ``start..end-1`` from the values before ``start`` alone."""
         n, i_size, p_size = self.sizes
-        end = min(start + _SAMPLING_BLOCK, n)
-        self.cols = slice(start * p_size, end * p_size)
-        acc = self.offset[:, self.cols]
+        end = min(start + self.block_size, n)
+        cols = slice(start * p_size, end * p_size)
+        acc = self.offset[:, cols]
         if start > 0:
             drawn = torch.cat(self.prefix, -1) if len(self.prefix) > 1 else self.prefix[0]
-            acc = torch.addmm(acc, drawn, self.weight_t[: start * i_size, self.cols])
+            acc = torch.addmm(acc, drawn, self.weight_t[: start * i_size, cols])
         self.acc = self.block_offset = acc
-        self.block_weight = self.weight_t[start * i_size : end * i_size, self.cols]  # (b I, b P)
+        self.block_weight = self.weight_t[start * i_size : end * i_size, cols]  # (b I, b P)
         # Each step's (I, b P) rows of it, cut in one call.
         self.step_weights = self.block_weight.unflatten(0, (end - start, i_size)).unbind(0)
         self.block_start, self.block_end = start, end
@@ -142,7 +137,7 @@ class _FVSBNState(IncrementalState):
             self.current = []
 
     def block_params(self, start: int, guess: Tensor) -> Tensor:
-        if start != self.block_start or start == self.block_end:
+        if start != self.block_start:
             self._start_block(start)
         _, i_size, p_size = self.sizes
         b = self.block_end - start
@@ -150,6 +145,4 @@ class _FVSBNState(IncrementalState):
         return flat.reshape(*self.batch_shape, b, p_size)
 
     def observe_block(self, start: int, values: Tensor) -> None:
-        b = values.shape[-2]
-        self.prefix.append(values.reshape(-1, b * self.sizes[1]))
-        self.block_end = start + b  # the next block_params/params starts a fresh block
+        self.prefix.append(values.reshape(-1, values.shape[-2] * self.sizes[1]))

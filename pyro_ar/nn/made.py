@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyro_ar.nn.base import Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
+from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
 
 __all__ = ["MADE", "made_degrees"]
 
@@ -179,10 +179,6 @@ class MADE(Conditioner):
         return _MADEState(self, context, batch_shape, self._check_member(member))
 
 
-#: Steps per block of MADE's sampling state (used for discrete heads, see IncrementalState).
-_SAMPLING_BLOCK = 32
-
-
 class _MADEState(IncrementalState):
     """Pre-activations filled in as inputs arrive; each hidden unit is evaluated once.
 
@@ -197,7 +193,7 @@ class _MADEState(IncrementalState):
     block pushes its values and settles the units of degree ``<= b``.
     """
 
-    block_size = _SAMPLING_BLOCK
+    block_size = SAMPLING_BLOCK
 
     def __init__(self, net: MADE, context: Optional[Tensor], batch_shape: torch.Size, member: int):
         self.net = net
@@ -255,7 +251,7 @@ class _MADEState(IncrementalState):
 
     def _start_block(self, start: int) -> None:
         net, n = self.net, self.net.event_size
-        stop = min(start + _SAMPLING_BLOCK, n)
+        stop = min(start + self.block_size, n)
         if start == 0:  # units of degree 0 (only when n == 1) see no input at all
             self._settle([(deg <= 0).nonzero().squeeze(-1) for deg in self.degrees])
         inputs = self._columns(start, stop, net.input_size)
