@@ -117,7 +117,6 @@ class MADE(Conditioner):
         self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output_layer = nn.Linear(widths[-1], n_out, bias=False)
         self.context_to_hidden = None if context_size is None else nn.Linear(context_size, widths[1], bias=False)
-        self.activation_name = activation
         self.activation = ACTIVATIONS[activation]()
 
         gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
