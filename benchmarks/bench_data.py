@@ -1,6 +1,6 @@
 """Data sets of the likelihood benchmarks: all offline, with fixed splits.
 
-* The embedded 8x8 digits (``pyro_ar.datasets``): binarized at half the grey range, or
+* The embedded 8x8 digits (``pyro_ar.program.datasets``): binarized at half the grey range, or
   quantized to 4 grey levels for categorical heads; the package's fixed split
   (1,197 / 300 / 300).
 * Fashion-MNIST from the Debian package ``dataset-fashion-mnist`` (IDX files under
@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyro_ar.data_files import load_fashion_mnist
-from pyro_ar.datasets import load_digits
+from pyro_ar.program.data_files import load_fashion_mnist
+from pyro_ar.program.datasets import load_digits
 
 __all__ = ["digits", "fashion_mnist_binary", "breast_cancer", "digits_continuous"]
 
@@ -63,5 +63,5 @@ def breast_cancer(seed: int = 0) -> Splits:
 
 
 def digits_continuous() -> Splits:
-    """The digits dequantized (uniform noise) and standardized, as ``pyro_ar.datasets`` gives them."""
+    """The digits dequantized (uniform noise) and standardized, as ``pyro_ar.program.datasets`` gives them."""
     return {s: load_digits(s, "continuous") for s in ("train", "valid", "test")}

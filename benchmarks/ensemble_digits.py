@@ -27,7 +27,7 @@ from typing import Dict, List
 import torch
 
 import pyro_ar
-from pyro_ar.datasets import load_digits
+from pyro_ar.program.datasets import load_digits
 
 __all__ = ["main"]
 

@@ -6,7 +6,7 @@
 """
 
 # Importing kl registers its rules with torch.distributions.register_kl.
-from pyro_ar import conditionals, datasets, distributions, inpainting, kl, nn, reparam
+from pyro_ar import conditionals, distributions, inpainting, kl, nn, reparam
 from pyro_ar.checkpoint import load, save
 from pyro_ar.distributions import Autoregressive
 from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
@@ -22,7 +22,6 @@ __all__ = [
     "save",
     "load",
     "conditionals",
-    "datasets",
     "distributions",
     "inpainting",
     "kl",

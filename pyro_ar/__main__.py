@@ -2,7 +2,7 @@
 
 import sys
 
-from pyro_ar.cli import main
+from pyro_ar.program.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

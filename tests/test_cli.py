@@ -17,10 +17,10 @@ import pytest
 import torch
 
 import pyro_ar
-from pyro_ar import cli, data_files
+from pyro_ar.program import cli, data_files
 from pyro_ar.checkpoint import load_checkpoint
-from pyro_ar.data_files import load_dataset
-from pyro_ar.training import evaluate_nll
+from pyro_ar.program.data_files import load_dataset
+from pyro_ar.program.training import evaluate_nll
 
 MODELS = ("fvsbn", "nade", "made")
 CONDITIONALS = ("bernoulli", "categorical", "mog")

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from pyro_ar import data_files
-from pyro_ar.data_files import load_dataset, read_csv, read_idx, write_idx
-from pyro_ar.datasets import load_digits
+from pyro_ar.program import data_files
+from pyro_ar.program.data_files import load_dataset, read_csv, read_idx, write_idx
+from pyro_ar.program.datasets import load_digits
 
 # ---- the embedded digits ------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""The training loop (pyro_ar.training) on one process, and on two under torchrun (DDP, gloo)."""
+"""The training loop (pyro_ar.program.training) on one process, and on two under torchrun (DDP, gloo)."""
 
 import json
 import math
@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import pyro_ar
-from pyro_ar import cli
-from pyro_ar.datasets import load_digits
-from pyro_ar.training import (
+from pyro_ar.program import cli
+from pyro_ar.program.datasets import load_digits
+from pyro_ar.program.training import (
     DistributedInfo,
     NegativeLogLikelihood,
     bits_per_dim,

@@ -16,7 +16,7 @@ from pyro.nn import PyroModule, PyroSample
 
 import pyro_ar
 from pyro_ar.conditionals import Bernoulli, MixtureOfGaussians
-from pyro_ar.datasets import load_digits
+from pyro_ar.program.datasets import load_digits
 
 
 def perturbed(net, seed, scale=0.5):

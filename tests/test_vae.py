@@ -10,7 +10,7 @@ from pyro.infer import SVI, Trace_ELBO
 from torch import nn
 
 import pyro_ar
-from pyro_ar.datasets import load_digits
+from pyro_ar.program.datasets import load_digits
 
 LATENT = 8
 

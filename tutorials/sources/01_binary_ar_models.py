@@ -40,7 +40,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import pyro_ar
-from pyro_ar.datasets import load_digits
+from pyro_ar.program.datasets import load_digits
 
 QUICK = os.environ.get("PYRO_AR_TUTORIAL_QUICK") == "1"  # set by the test suite
 torch.manual_seed(0)
@@ -115,7 +115,7 @@ easy to express in one order can be hard in another. We come back to this at the
 
 ## 2. The data: binarized 8x8 digits
 
-`pyro_ar.datasets.load_digits` ships the 1,797 handwritten digits of the UCI optical
+`pyro_ar.program.datasets.load_digits` ships the 1,797 handwritten digits of the UCI optical
 recognition data set (no download), with a fixed split of 1,197 training, 300 validation and
 300 test images. `kind="binary"` thresholds the 17 grey levels at half range. Each image is a
 row of 64 pixels in raster order (left to right, top to bottom).

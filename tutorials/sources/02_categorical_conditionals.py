@@ -33,7 +33,7 @@ import torch
 
 import pyro_ar
 from pyro_ar.conditionals import Bernoulli, Categorical
-from pyro_ar.datasets import binarize, digits_split, load_digits, quantize
+from pyro_ar.program.datasets import binarize, digits_split, load_digits, quantize
 
 QUICK = os.environ.get("PYRO_AR_TUTORIAL_QUICK") == "1"  # set by the test suite
 torch.manual_seed(0)

@@ -37,7 +37,7 @@ import torch
 
 import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
-from pyro_ar.datasets import dequantize, digits_split, load_digits
+from pyro_ar.program.datasets import dequantize, digits_split, load_digits
 
 QUICK = os.environ.get("PYRO_AR_TUTORIAL_QUICK") == "1"  # set by the test suite
 torch.manual_seed(0)

@@ -42,7 +42,7 @@ from torch.distributions import kl_divergence
 
 import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
-from pyro_ar.datasets import binarize, digits_split
+from pyro_ar.program.datasets import binarize, digits_split
 from pyro_ar.kl import monte_carlo_kl
 
 QUICK = os.environ.get("PYRO_AR_TUTORIAL_QUICK") == "1"  # set by the test suite

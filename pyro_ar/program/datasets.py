@@ -2,7 +2,7 @@
 
 The embedded default is the 8x8 handwritten digits of the UCI "Optical Recognition of
 Handwritten Digits" data (1,797 images, grey levels 0..16; CC BY 4.0, Alpaydin & Kaynak,
-as distributed with scikit-learn), stored in ``pyro_ar/data/digits.npz``: no download.
+as distributed with scikit-learn), stored in ``pyro_ar/program/data/digits.npz``: no download.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DIGITS_MAX_LEVEL = 16
 
 
 def _raw_digits() -> Tuple[np.ndarray, np.ndarray]:
-    with resources.files("pyro_ar").joinpath("data/digits.npz").open("rb") as f:
+    with resources.files("pyro_ar.program").joinpath("data/digits.npz").open("rb") as f:
         with np.load(f) as data:
             return data["images"], data["labels"]
 

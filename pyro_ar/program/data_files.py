@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyro_ar.datasets import DIGITS_MAX_LEVEL, dequantize, digits_split, quantize
+from pyro_ar.program.datasets import DIGITS_MAX_LEVEL, dequantize, digits_split, quantize
 
 __all__ = [
     "DataSet",
@@ -437,7 +437,7 @@ def _continuous(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
     dequant = raw.max_level is not None
     splits = {k: torch.from_numpy(v).float() for k, v in raw.splits.items()}
     if dequant:
-        # Same noise as pyro_ar.datasets.load_digits(kind="continuous"): stats from seed 0,
+        # Same noise as pyro_ar.program.datasets.load_digits(kind="continuous"): stats from seed 0,
         # every split dequantized with seed 1, so runs and evaluations are reproducible.
         stats_source = dequantize(splits["train"], torch.Generator().manual_seed(0))
         splits = {k: dequantize(v, torch.Generator().manual_seed(1)) for k, v in splits.items()}

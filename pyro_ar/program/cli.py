@@ -19,23 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 
 from pyro_ar.checkpoint import plain_hparams, load_checkpoint, save
 from pyro_ar.conditionals import Bernoulli, Categorical, MixtureOfGaussians
-from pyro_ar.data_files import CONDITIONALS, DataSet, load_dataset, square_side
+from pyro_ar.program.data_files import CONDITIONALS, DataSet, load_dataset
 from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
 from pyro_ar.nn.made import ACTIVATIONS as MADE_ACTIVATIONS
-from pyro_ar.training import (
+from pyro_ar.program.plots import save_learning_curve, save_sample_grid, to_data_units
+from pyro_ar.program.run_dir import StagedDir, UsageError, check_out_dir
+from pyro_ar.program.training import (
     DistributedInfo,
     bits_per_dim,
     evaluate_nll,
@@ -53,10 +52,6 @@ MODELS = ("fvsbn", "nade", "made")
 ORDERS = {"identity": None, "reverse": "reverse", "random": "random"}
 #: Learning rates that converge within the default epochs on the digits without diverging.
 DEFAULT_LR = {"fvsbn": 1e-2, "nade": 1e-2, "made": 3e-3}
-
-
-class UsageError(ValueError):
-    """A bad command-line value, reported like any other input error."""
 
 
 # ---- argument parsing --------------------------------------------------------------------------
@@ -173,125 +168,6 @@ def build_model(args: argparse.Namespace, data: DataSet) -> AutoregressiveModel:
         n, [width] * args.num_layers, conditional=head, num_masks=args.num_masks, order=order, seed=seed,
         activation=args.activation,
     )
-
-
-# ---- output directory ----------------------------------------------------------------------------
-
-
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse a file, or a non-empty directory without ``overwrite``, before any training."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {str(out)!r} exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"--out {str(out)!r} exists and is not empty; pass --overwrite to replace it")
-
-
-class StagedDir:
-    """A temporary sibling of ``out`` that replaces it only on :meth:`commit`."""
-
-    def __init__(self, out: Path):
-        self.out = out
-        out.parent.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-
-    def commit(self) -> None:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(self.path, 0o777 & ~umask)  # mkdtemp made it private; give it the usual mode
-        old = None
-        if self.out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.old-", dir=self.out.parent))
-            os.rename(self.out, old / "dir")
-        os.rename(self.path, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-    def abort(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-# ---- plots -----------------------------------------------------------------------------------------
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def to_data_units(samples: torch.Tensor, preprocessing: Dict[str, Any]) -> np.ndarray:
-    """Model-space samples ``(N, n)`` -> float64 values in data units (mog: un-standardized)."""
-    x = samples.double().cpu()
-    if preprocessing.get("kind") == "mog":
-        x = x * torch.tensor(preprocessing["std"], dtype=torch.float64) + torch.tensor(
-            preprocessing["mean"], dtype=torch.float64
-        )
-    return x.numpy()
-
-
-def _intensity(values: np.ndarray, preprocessing: Dict[str, Any]) -> np.ndarray:
-    """Data-unit values -> grey intensities in [0, 1] for plotting."""
-    kind = preprocessing.get("kind")
-    if kind == "bernoulli":
-        return values
-    if kind == "categorical":
-        return values / max(int(preprocessing["levels"]) - 1, 1)
-    top = preprocessing.get("max_level")
-    if top is not None:  # dequantized grey levels live in [0, max_level + 1)
-        return np.clip(values / (top + 1), 0.0, 1.0)
-    lo, hi = np.percentile(values, [1, 99], axis=0)  # per variable: columns may have any scale
-    return np.clip((values - lo) / np.maximum(hi - lo, 1e-12), 0.0, 1.0)
-
-
-def save_sample_grid(
-    values: np.ndarray, path: Path, preprocessing: Dict[str, Any], image_shape: Optional[Sequence[int]]
-) -> None:
-    """A PNG grid of samples ``(N, n)``: images when ``n`` is a square (or ``image_shape``), else rows."""
-    plt = _pyplot()
-    grey = _intensity(values, preprocessing)
-    num, n = grey.shape
-    side = square_side(n)
-    shape = tuple(image_shape) if image_shape else ((side, side) if side else None)
-    if shape is None:  # not images: one row of n pixels per sample
-        fig, ax = plt.subplots(figsize=(min(2 + n / 8, 16), min(1 + num / 8, 12)))
-        ax.imshow(grey, cmap="gray", vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        ax.set_xlabel("variable")
-        ax.set_ylabel("sample")
-    else:
-        cols = math.ceil(math.sqrt(num))
-        rows = math.ceil(num / cols)
-        h, w = shape
-        canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1))
-        for k in range(num):
-            r, c = divmod(k, cols)
-            canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = grey[k].reshape(h, w)
-        fig, ax = plt.subplots(figsize=(max(2.0, cols * 0.6), max(2.0, rows * 0.6)))
-        ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def save_learning_curve(history: Dict[str, Any], path: Path, title: str) -> None:
-    """Training loss and validation NLL per epoch, with the kept epoch marked."""
-    plt = _pyplot()
-    epochs = np.arange(1, len(history["train_loss"]) + 1)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, history["train_loss"], label="train loss", marker="." if len(epochs) < 30 else None)
-    ax.plot(epochs, history["valid_nll"], label="validation NLL", marker="." if len(epochs) < 30 else None)
-    if history["best_epoch"]:
-        ax.axvline(history["best_epoch"], color="grey", linestyle=":", label=f"best epoch {history['best_epoch']}")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("nats per example")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 # ---- metrics -----------------------------------------------------------------------------------------
