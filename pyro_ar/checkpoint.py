@@ -3,11 +3,14 @@
 A checkpoint is a ``torch.save``'d dict of plain Python values and tensors only, so that
 ``torch.load(path, weights_only=True)`` reads it without unpickling arbitrary objects::
 
-    {"format": "pyro_ar.checkpoint", "version": 1,
-     "model": "MADE",                                  # the factory class name
-     "hparams": {..., "conditional": {"type": "Categorical", "num_categories": 4}},
+    {"format": "pyro_ar.checkpoint", "version": 2,
+     "model": "made",                                  # the registry name
+     "config": {..., "conditional": {"name": "categorical", "num_categories": 4}},
      "state_dict": {name: tensor},
      "extra": {...}}                                   # caller metadata: preprocessing, metrics
+
+Any registered model can be saved (the registry rebuilds it from its ``config()``). Version-1
+checkpoints (``"model": "MADE"``, ``"hparams"``, heads as ``{"type": ...}``) still load.
 
 Loading validates every part and raises ``ValueError`` naming the problem (not a file,
 corrupt or truncated file, unknown model, missing keys, parameter shape mismatch).
@@ -23,15 +26,13 @@ from typing import Any, Dict, Union
 import torch
 from torch import Tensor
 
-from pyro_ar.conditionals import Bernoulli, Categorical, Conditional, MixtureOfGaussians
-from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
+from pyro_ar import registry
+from pyro_ar.models import RegisteredModel, factory
 
-__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "plain_hparams", "FORMAT", "VERSION"]
+__all__ = ["save", "load", "load_checkpoint", "Checkpoint", "plain_config", "FORMAT", "VERSION"]
 
 FORMAT = "pyro_ar.checkpoint"
-VERSION = 1
-MODELS = {"FVSBN": FVSBN, "NADE": NADE, "MADE": MADE}
-HEADS = {"Bernoulli": Bernoulli, "Categorical": Categorical, "MixtureOfGaussians": MixtureOfGaussians}
+VERSION = 2
 PathLike = Union[str, "os.PathLike[str]"]
 
 
@@ -39,33 +40,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 class Checkpoint:
     """A loaded checkpoint: the rebuilt model and the caller's metadata."""
 
-    model: AutoregressiveModel
+    model: RegisteredModel
     extra: Dict[str, Any] = field(default_factory=dict)
 
 
 # ---- plain-value conversion ----------------------------------------------------------------
-
-
-def head_to_dict(head: Conditional) -> Dict[str, Any]:
-    """``Categorical(4) -> {"type": "Categorical", "num_categories": 4}``."""
-    name = type(head).__name__
-    if name not in HEADS or type(head) is not HEADS[name]:
-        raise TypeError(f"cannot save a model with conditional {head!r}: only {sorted(HEADS)} are supported")
-    return {"type": name, **vars(head)}
-
-
-def head_from_dict(spec: Any) -> Conditional:
-    """Inverse of :func:`head_to_dict`; ``ValueError`` on an unknown or malformed head."""
-    if not isinstance(spec, dict) or "type" not in spec:
-        raise ValueError(f"checkpoint conditional must be a dict with a 'type', got {spec!r}")
-    kwargs = dict(spec)
-    name = kwargs.pop("type")
-    if name not in HEADS:
-        raise ValueError(f"checkpoint has unknown conditional type {name!r}; expected one of {sorted(HEADS)}")
-    try:
-        return HEADS[name](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint conditional {spec!r} is invalid: {err}") from err
 
 
 def _plain(value: Any, where: str) -> Any:
@@ -103,39 +82,40 @@ def _plain(value: Any, where: str) -> Any:
     )
 
 
-def plain_hparams(net: AutoregressiveModel) -> Dict[str, Any]:
-    hparams = dict(net.hparams)
-    if not hparams or "conditional" not in hparams:
-        raise TypeError(f"cannot save {type(net).__name__}: it has no hparams; use pyro_ar.FVSBN, NADE or MADE")
-    hparams["conditional"] = head_to_dict(hparams["conditional"])
-    order = hparams.get("order")
+def plain_config(net: RegisteredModel) -> Dict[str, Any]:
+    """``net.config()`` as plain values (orders as lists), safe for ``weights_only`` loading."""
+    if not isinstance(net, RegisteredModel):
+        raise TypeError(
+            f"cannot save a {type(net).__name__}: only models made by a registered factory "
+            "(pyro_ar.FVSBN, NADE, MADE, or pyro_ar.register(...)) can be saved"
+        )
+    config = net.config()
+    order = config.get("order")
     if isinstance(order, Tensor):
-        hparams["order"] = order.tolist()
+        config["order"] = order.tolist()
     elif order is not None and not isinstance(order, str):
-        hparams["order"] = [int(i) for i in order]
-    return _plain(hparams, "hparams")
+        config["order"] = [int(i) for i in order]
+    return _plain(config, "config")
 
 
 # ---- save / load ----------------------------------------------------------------------------
 
 
-def save(net: AutoregressiveModel, path: PathLike, **extra: Any) -> None:
-    """Write ``net`` (a :class:`pyro_ar.FVSBN`, ``NADE`` or ``MADE``) and ``extra`` metadata to ``path``.
+def save(net: RegisteredModel, path: PathLike, **extra: Any) -> None:
+    """Write ``net`` (any registered model, e.g. :class:`pyro_ar.MADE`) and ``extra`` metadata to ``path``.
 
     Args:
-        net: the model; its ``hparams`` and ``state_dict`` are stored (tensors moved to CPU).
+        net: the model; its ``config()`` and ``state_dict`` are stored (tensors moved to CPU).
         path: the file to write.
         **extra: plain metadata (numbers, strings, lists, dicts, tensors), returned by
             :func:`load_checkpoint`.
     """
-    name = type(net).__name__
-    if name not in MODELS or not isinstance(net, MODELS[name]):
-        raise TypeError(f"can only save pyro_ar.FVSBN, NADE or MADE models, got {type(net).__name__}")
+    config = plain_config(net)
     payload = {
         "format": FORMAT,
         "version": VERSION,
-        "model": name,
-        "hparams": plain_hparams(net),
+        "model": net.entry.name,
+        "config": config,
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "extra": _plain(extra, "extra"),
     }
@@ -154,7 +134,9 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
         raise ValueError(f"{str(p)!r} is not a readable pyro_ar checkpoint (corrupt or truncated file): {err}") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{str(p)!r} is not a pyro_ar checkpoint (no 'format': {FORMAT!r} entry)")
-    missing = [k for k in ("version", "model", "hparams", "state_dict") if k not in payload]
+    missing = [k for k in ("version", "model", "state_dict") if k not in payload]
+    if "config" not in payload and "hparams" not in payload:
+        missing.append("config")
     if missing:
         raise ValueError(f"checkpoint {str(p)!r} is missing the keys {missing}")
     version = payload["version"]
@@ -165,35 +147,41 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
     return payload
 
 
-def _build(payload: Dict[str, Any], source: str) -> AutoregressiveModel:
+def _build(payload: Dict[str, Any], source: str) -> RegisteredModel:
     name = payload["model"]
-    if name not in MODELS:
-        raise ValueError(f"checkpoint {source!r} holds an unknown model {name!r}; expected one of {sorted(MODELS)}")
-    hparams = payload["hparams"]
-    if not isinstance(hparams, dict) or "conditional" not in hparams:
-        raise ValueError(f"checkpoint {source!r} has malformed hparams {hparams!r}")
-    kwargs = dict(hparams)
-    kwargs["conditional"] = head_from_dict(kwargs["conditional"])
     try:
-        net = MODELS[name](**kwargs)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"checkpoint {source!r} has invalid hparams for {name}: {err}") from err
+        model = factory(registry.conditioner_entry(name))
+    except ValueError:
+        names = [e.name for e in registry.conditioner_entries()]
+        raise ValueError(f"checkpoint {source!r} holds an unknown model {name!r}; expected one of {names}") from None
+    config = payload.get("config", payload.get("hparams"))
+    if not isinstance(config, dict) or "conditional" not in config:
+        raise ValueError(f"checkpoint {source!r} has a malformed model config {config!r}")
     state = payload["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
         raise ValueError(f"checkpoint {source!r} has a malformed state_dict")
+    try:
+        net = model.from_config(config)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {source!r} has an invalid config for {name}: {err}") from err
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
         raise ValueError(
-            f"checkpoint {source!r} does not match a {name} with its hparams: "
+            f"checkpoint {source!r} does not match a {name} with its config: "
             f"missing {missing}, unexpected {unexpected}"
         )
     for key, value in state.items():
         if value.shape != expected[key].shape:
             raise ValueError(
                 f"checkpoint {source!r}: parameter {key!r} has shape {tuple(value.shape)}, "
-                f"but the {name} built from its hparams needs {tuple(expected[key].shape)}"
+                f"but the {name} built from its config needs {tuple(expected[key].shape)}"
+            )
+        if value.dtype != expected[key].dtype and not (value.is_floating_point() and expected[key].is_floating_point()):
+            raise ValueError(
+                f"checkpoint {source!r}: parameter {key!r} has dtype {value.dtype}, "
+                f"but the {name} built from its config needs {expected[key].dtype}"
             )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ValueError(f"checkpoint {source!r}: parameter {key!r} contains NaN or inf")
@@ -219,7 +207,7 @@ def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Checkpoint:
     return Checkpoint(net, extra)
 
 
-def load(path: PathLike, map_location: Any = "cpu") -> AutoregressiveModel:
+def load(path: PathLike, map_location: Any = "cpu") -> RegisteredModel:
     """The model saved at ``path`` by :func:`save` (same class, hyperparameters and weights).
 
     Example:

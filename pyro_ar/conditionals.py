@@ -21,15 +21,26 @@ value is ``(*)`` or ``(*, n)`` accordingly.
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
+from typing import Any, Dict
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
+from pyro_ar.registry import register_head
+
 __all__ = ["Conditional", "Bernoulli", "Categorical", "MixtureOfGaussians"]
+
+
+def _init_arguments(cls: type) -> list:
+    """The names of ``cls``'s constructor arguments (none when it has no ``__init__``)."""
+    if cls.__init__ is object.__init__:
+        return []
+    return list(inspect.signature(cls.__init__).parameters)[1:]
 
 
 class Conditional(ABC):
@@ -44,6 +55,30 @@ class Conditional(ABC):
     support: constraints.Constraint
     is_discrete: bool = True
     has_rsample: bool = False
+    #: What one value is, for data preparation: ``"binary"`` (0/1), ``"categorical"``
+    #: (integer levels ``0..K-1``) or ``"real"``.
+    value_kind: str = "binary"
+    #: The name this head is registered under (set by :func:`pyro_ar.registry.register_head`).
+    registry_name: str
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor arguments of this head, read back from the attributes of the
+        same names; ``type(head).from_config(head.config()) == head``."""
+        return {name: getattr(self, name) for name in _init_arguments(type(self))}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Conditional":
+        """A head built from :meth:`config`'s dict; ``ValueError`` naming a bad entry."""
+        if not isinstance(config, dict):
+            raise ValueError(f"{cls.__name__} config must be a dict, got {type(config).__name__}")
+        known = _init_arguments(cls)
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no options {unknown}; its options are {known}")
+        try:
+            return cls(**config)
+        except TypeError as err:
+            raise ValueError(f"invalid {cls.__name__} config {config!r}: {err}") from err
 
     @abstractmethod
     def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
@@ -65,9 +100,10 @@ class Conditional(ABC):
         """A good starting value of the output bias of one variable, ``(P,)``."""
         return torch.zeros(self.param_size)
 
-    def log_prob(self, params: Tensor, x: Tensor) -> Tensor:
-        """Per-variable log density: ``params: (*, n, P)``, ``x: (*, n) -> (*, n)``."""
-        return self.distribution(params).log_prob(self._as_value(x, params))
+    def log_prob(self, params: Tensor, x: Tensor, temperature: float = 1.0) -> Tensor:
+        """Per-variable log density: ``params: (*, n, P)``, ``x: (*, n) -> (*, n)``; with
+        ``temperature``, that of the tempered conditionals (discrete heads)."""
+        return self.distribution(params, temperature).log_prob(self._as_value(x, params))
 
     #: Numbers of noise per variable that :meth:`sample_from_noise` consumes.
     noise_size: int = 1
@@ -172,6 +208,7 @@ class Categorical(Conditional):
     """
 
     is_discrete = True
+    value_kind = "categorical"
 
     def __init__(self, num_categories: int):
         if isinstance(num_categories, bool) or not isinstance(num_categories, int):
@@ -239,13 +276,14 @@ class MixtureOfGaussians(_FedBackAsIs):
     (``benchmarks/README.md``).
 
     Args:
-        num_components: ``K >= 1``.
+        num_components: ``K >= 1`` Gaussian components per conditional.
         min_scale: the floor on every component's standard deviation (> 0).
     """
 
     is_discrete = False
     has_rsample = True
     support = constraints.real
+    value_kind = "real"
 
     def __init__(self, num_components: int, min_scale: float = 1e-2):
         if isinstance(num_components, bool) or not isinstance(num_components, int):
@@ -320,3 +358,8 @@ class MixtureOfGaussians(_FedBackAsIs):
 def _gumbel(shape: tuple, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Standard Gumbel noise, ``-log E`` with ``E ~ Exp(1)``."""
     return -torch.empty(shape, dtype=dtype, device=device).exponential_().log()
+
+
+register_head(Bernoulli, "bernoulli")
+register_head(Categorical, "categorical", example={"num_categories": 3}, data_option="num_categories")
+register_head(MixtureOfGaussians, "mog", example={"num_components": 2}, cli_defaults={"num_components": 5})

@@ -3,21 +3,30 @@
 ``net = pyro_ar.NADE(event_size=64, hidden_size=128)`` builds the conditioner and the head in
 one call; ``net(context)`` gives a :class:`pyro_ar.distributions.NADE` whose parameters are
 the module's, so ``pyro.module("ar", net)`` and optimizers see them.
+
+Every factory is made from the registry by :func:`factory`: its signature is its
+conditioner's constructor with the head-derived arguments (``input_size``, ``param_size``,
+``initial_bias``) replaced by one ``conditional`` head, and it records the arguments it was
+called with (:meth:`RegisteredModel.config`), so that checkpoints rebuild the same model.
+A new model is one conditioner file ending in ``register_conditioner(...)``; its factory is
+``pyro_ar.<ClassName>`` (or ``pyro_ar.models.factory(name)``).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Sequence, Union
+import inspect
+from typing import Any, Dict, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from pyro_ar import distributions as ar_dist
-from pyro_ar import nn as ar_nn
+from pyro_ar import registry
 from pyro_ar.conditionals import Bernoulli, Conditional
-from pyro_ar.nn.base import OrderSpec
+from pyro_ar.distributions import Autoregressive, Ensemble, JointDistribution, named_distribution
+from pyro_ar.nn.base import Conditioner
+from pyro_ar.registry import HEAD_ARGUMENTS, ConditionerEntry
 
-__all__ = ["AutoregressiveModel", "FVSBN", "NADE", "MADE"]
+__all__ = ["AutoregressiveModel", "RegisteredModel", "factory", "register", "head_config", "head_from_config"]
 
 MaskIndex = Union[None, int, str]
 
@@ -28,18 +37,14 @@ class AutoregressiveModel(nn.Module):
     Args:
         conditioner: a :class:`pyro_ar.nn.Conditioner`.
         conditional: the head the conditioner was sized for.
-
-    ``hparams`` holds the constructor arguments of the named subclasses, so that a
-    checkpoint can rebuild the same model.
     """
 
-    distribution_class = ar_dist.Autoregressive
+    distribution_class = Autoregressive
 
-    def __init__(self, conditioner: ar_nn.Conditioner, conditional: Conditional):
+    def __init__(self, conditioner: Conditioner, conditional: Conditional):
         super().__init__()
         self.conditioner = conditioner
         self.conditional = conditional
-        self.hparams: Dict[str, Any] = {}
 
     @property
     def event_size(self) -> int:
@@ -51,28 +56,55 @@ class AutoregressiveModel(nn.Module):
 
     @property
     def num_masks(self) -> int:
+        """The number of members (masks/orders) of the conditioner."""
         return self.conditioner.num_members
 
-    def forward(self, context: Optional[Tensor] = None, mask_index: MaskIndex = None) -> ar_dist.Autoregressive:
+    def forward(self, context: Optional[Tensor] = None, mask_index: MaskIndex = None) -> JointDistribution:
         """The distribution ``p(x | context)``.
 
         Args:
             context: ``(*batch, c)``, or ``None`` for an unconditional model.
-            mask_index: ``None`` for the exact mixture of all masks, an int for one member,
-                or ``"random"`` for a member drawn uniformly (one per training step, as in
-                order-agnostic training).
+            mask_index: ``None`` for the model itself (the exact mixture of all members when
+                there are several), an int for one member, or ``"random"`` for a member drawn
+                uniformly (one per training step, as in order-agnostic training).
 
         Returns:
-            a distribution with ``batch_shape = context.shape[:-1]`` and ``event_shape = (n,)``.
+            a ``distribution_class`` chain (one member), or an
+            :class:`~pyro_ar.distributions.Ensemble` of them, with
+            ``batch_shape = context.shape[:-1]`` and ``event_shape = (n,)``.
         """
+        m = self.num_masks
         if isinstance(mask_index, str):
             if mask_index != "random":
                 raise ValueError(f"mask_index must be None, an int or 'random', got {mask_index!r}")
-            mask_index = int(torch.randint(self.num_masks, ()))
-        return self.distribution_class(self.conditioner, self.conditional, context=context, mask_index=mask_index)
+            mask_index = int(torch.randint(m, ()))
+        if mask_index is not None:
+            if isinstance(mask_index, bool) or not isinstance(mask_index, int) or not 0 <= mask_index < m:
+                raise ValueError(f"mask_index must be None, 'random' or an int in [0, {m - 1}], got {mask_index!r}")
+            return self.distribution_class(self.conditioner.member(mask_index), self.conditional, context)
+        if m == 1:
+            return self.distribution_class(self.conditioner, self.conditional, context)
+        return Ensemble([self.distribution_class(self.conditioner.member(k), self.conditional, context) for k in range(m)])
 
     def extra_repr(self) -> str:
         return f"conditional={self.conditional!r}"
+
+
+def head_config(head: Conditional) -> Dict[str, Any]:
+    """``Categorical(4) -> {"name": "categorical", "num_categories": 4}`` (plain values)."""
+    entry = registry.entry_of(head)
+    return {"name": entry.name, **head.config()}
+
+
+def head_from_config(spec: Any) -> Conditional:
+    """Inverse of :func:`head_config`; ``ValueError`` naming an unknown or malformed head.
+    (Also reads ``{"type": "Categorical", ...}``, the form of version-1 checkpoints.)"""
+    if not isinstance(spec, dict) or not ({"name", "type"} & set(spec)):
+        raise ValueError(f"a conditional must be a dict with a 'name', got {spec!r}")
+    config = dict(spec)
+    name = config.pop("name", None) or config.pop("type")
+    config.pop("type", None)
+    return registry.head_entry(name).cls.from_config(config)
 
 
 def _head(conditional: Optional[Conditional]) -> Conditional:
@@ -86,160 +118,118 @@ def _head(conditional: Optional[Conditional]) -> Conditional:
     return conditional
 
 
-class FVSBN(AutoregressiveModel):
-    """A fully visible sigmoid belief network (logistic regression on the past), ``O(n^2)`` parameters.
+class RegisteredModel(AutoregressiveModel):
+    """Base of the factories made by :func:`factory`; ``entry`` is the registry entry.
 
-    Args:
-        event_size: ``n``, the number of variables.
-        conditional: the head (default :class:`~pyro_ar.conditionals.Bernoulli`).
-        context_size: ``c`` for a conditional model ``p(x | context)``, else ``None``.
-        order: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation of ``0..n-1``.
-        seed: the seed of a random order.
-
-    Example:
-        >>> net = FVSBN(event_size=10)
-        >>> net().sample((4,)).shape
-        torch.Size([4, 10])
+    ``__init__`` binds its arguments to ``__signature__`` (the factory's signature), builds
+    the head-sized conditioner and records the arguments, which :meth:`config` returns.
     """
 
-    distribution_class = ar_dist.FVSBN
+    entry: ConditionerEntry
+    __signature__: inspect.Signature
 
-    def __init__(
-        self,
-        event_size: int,
-        conditional: Optional[Conditional] = None,
-        context_size: Optional[int] = None,
-        order: OrderSpec = None,
-        seed: Optional[int] = None,
-    ):
-        head = _head(conditional)
-        net = ar_nn.FVSBN(
-            event_size,
-            input_size=head.input_size,
-            param_size=head.param_size,
-            context_size=context_size,
-            order=order,
-            seed=seed,
-            initial_bias=head.initial_bias(),
+    def __init__(self, *args: Any, **kwargs: Any):
+        bound = type(self).__signature__.bind(*args, **kwargs)
+        bound.apply_defaults()
+        options = dict(bound.arguments)
+        head = _head(options.pop("conditional"))
+        conditioner = self.entry.cls(
+            **options, input_size=head.input_size, param_size=head.param_size, initial_bias=head.initial_bias()
         )
-        super().__init__(net, head)
-        self.hparams = dict(event_size=event_size, conditional=head, context_size=context_size, order=order, seed=seed)
+        super().__init__(conditioner, head)
+        self._options = options
+
+    def config(self) -> Dict[str, Any]:
+        """The arguments this model was built with, the head as :func:`head_config`:
+        ``type(net).from_config(net.config())`` is the same model (with fresh weights)."""
+        return {**self._options, "conditional": head_config(self.conditional)}
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "RegisteredModel":
+        """A model built from :meth:`config`'s dict; ``ValueError`` naming a bad entry."""
+        if not isinstance(config, dict):
+            raise ValueError(f"{cls.__name__} config must be a dict, got {type(config).__name__}")
+        config = dict(config)
+        known = list(cls.__signature__.parameters)
+        unknown = sorted(set(config) - set(known))
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no options {unknown}; its options are {known}")
+        if "conditional" in config:
+            config["conditional"] = head_from_config(config["conditional"])
+        try:
+            return cls(**config)
+        except TypeError as err:
+            raise ValueError(f"invalid {cls.__name__} config: {err}") from err
 
 
-class NADE(AutoregressiveModel):
-    """A neural autoregressive density estimator: one hidden layer shared by all conditionals,
-    ``O(n d)`` parameters and ``O(n d)`` time for both log_prob and sampling.
+def _factory_signature(cls: type) -> inspect.Signature:
+    """The conditioner's constructor, ``input_size``/``param_size``/``initial_bias`` replaced by
+    ``conditional`` (where ``input_size`` stood)."""
+    params = []
+    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if p.name == HEAD_ARGUMENTS[0]:
+            params.append(inspect.Parameter("conditional", p.POSITIONAL_OR_KEYWORD, default=None,
+                                            annotation=Optional[Conditional]))
+        elif p.name not in HEAD_ARGUMENTS:
+            params.append(p)
+    return inspect.Signature(params)
 
-    Args:
-        event_size: ``n``.
-        hidden_size: ``d``.
-        conditional: the head (default :class:`~pyro_ar.conditionals.Bernoulli`).
-        context_size: ``c`` or ``None``.
-        order: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation.
-        seed: the seed of a random order.
 
-    Example:
-        >>> net = NADE(event_size=64, hidden_size=32)
-        >>> d = net()
-        >>> d.batch_shape, d.event_shape
-        (torch.Size([]), torch.Size([64]))
+def _factory_doc(entry: ConditionerEntry) -> str:
+    summary = (inspect.getdoc(entry.cls) or entry.class_name).split("\n\n")[0]
+    lines = [
+        summary,
+        "",
+        f"Builds a :class:`pyro_ar.nn.{entry.class_name}` sized for the head ``conditional`` (default",
+        "``Bernoulli()``); calling the module gives the distribution "
+        f"(:class:`pyro_ar.distributions.{entry.class_name}`).",
+        "",
+        "Args:",
+        "    conditional: the head, e.g. ``Bernoulli()``, ``Categorical(K)``, ``MixtureOfGaussians(K)``.",
+    ]
+    lines += [f"    {o.name}: {o.help}" for o in entry.options]
+    return "\n".join(lines)
+
+
+def factory(name: Union[str, ConditionerEntry]) -> type:
+    """The public factory class of a registered conditioner (made once, then reused)."""
+    entry = name if isinstance(name, ConditionerEntry) else registry.conditioner_entry(name)
+    if entry.factory is None:
+        if entry.distribution_class is None:
+            entry.distribution_class = named_distribution(entry.class_name)
+        entry.factory = type(
+            entry.class_name,
+            (RegisteredModel,),
+            {
+                "entry": entry,
+                "distribution_class": entry.distribution_class,
+                "__signature__": _factory_signature(entry.cls),
+                "__doc__": _factory_doc(entry),
+                "__module__": "pyro_ar.models",
+                "__qualname__": entry.class_name,
+            },
+        )
+    return entry.factory
+
+
+def register(conditioner_class: type, name: Optional[str] = None, **kwargs: Any) -> type:
+    """Register a conditioner (:func:`pyro_ar.registry.register_conditioner`) and return its factory.
+
+    The one line that makes a conditioner defined anywhere (a script, a test) a full model:
+    ``Markov = pyro_ar.register(MarkovConditioner, "markov")`` gives ``Markov(event_size=5)()``,
+    ``pyro-ar fit --model markov``, checkpoints and the conformance harness.
     """
-
-    distribution_class = ar_dist.NADE
-
-    def __init__(
-        self,
-        event_size: int,
-        hidden_size: int = 64,
-        conditional: Optional[Conditional] = None,
-        context_size: Optional[int] = None,
-        order: OrderSpec = None,
-        seed: Optional[int] = None,
-    ):
-        head = _head(conditional)
-        net = ar_nn.NADE(
-            event_size,
-            hidden_size,
-            input_size=head.input_size,
-            param_size=head.param_size,
-            context_size=context_size,
-            order=order,
-            seed=seed,
-            initial_bias=head.initial_bias(),
-        )
-        super().__init__(net, head)
-        self.hparams = dict(
-            event_size=event_size,
-            hidden_size=hidden_size,
-            conditional=head,
-            context_size=context_size,
-            order=order,
-            seed=seed,
-        )
+    return factory(registry.register_conditioner(conditioner_class, name, **kwargs))
 
 
-class MADE(AutoregressiveModel):
-    """A masked MLP of any depth; with ``num_masks > 1`` an order/connectivity-agnostic ensemble.
+FVSBN = factory("fvsbn")
+NADE = factory("nade")
+MADE = factory("made")
 
-    Args:
-        event_size: ``n``.
-        hidden_sizes: widths of the hidden layers, e.g. ``[256, 256]``.
-        conditional: the head (default :class:`~pyro_ar.conditionals.Bernoulli`).
-        context_size: ``c`` or ``None``.
-        num_masks: number of masks/orders ``M`` (``net()`` is their exact mixture;
-            ``net(mask_index="random")`` picks one, as during training).
-        order: order of the first mask: ``None``, ``"random"``, ``"reverse"`` or a permutation.
-        order_agnostic: whether masks after the first draw their own random orders.
-        seed: seed of random orders and hidden degrees.
-        activation: hidden nonlinearity: ``"relu"`` (default), ``"tanh"``, ``"sigmoid"``,
-            ``"elu"``, ``"gelu"``, or ``"linear"`` for a linear AR model factorized through
-            the hidden layers (nflows' ``MixtureOfGaussiansMADE(num_blocks=0)`` is this model;
-            on small real-valued tables it trains better than FVSBN's direct parametrization).
 
-    Example:
-        >>> from pyro_ar.conditionals import MixtureOfGaussians
-        >>> net = MADE(event_size=2, hidden_sizes=[32, 32], conditional=MixtureOfGaussians(5))
-        >>> net().log_prob(torch.zeros(7, 2)).shape
-        torch.Size([7])
-    """
-
-    distribution_class = ar_dist.MADE
-
-    def __init__(
-        self,
-        event_size: int,
-        hidden_sizes: Sequence[int] = (64,),
-        conditional: Optional[Conditional] = None,
-        context_size: Optional[int] = None,
-        num_masks: int = 1,
-        order: OrderSpec = None,
-        order_agnostic: bool = True,
-        seed: Optional[int] = None,
-        activation: str = "relu",
-    ):
-        head = _head(conditional)
-        net = ar_nn.MADE(
-            event_size,
-            hidden_sizes,
-            input_size=head.input_size,
-            param_size=head.param_size,
-            context_size=context_size,
-            num_masks=num_masks,
-            order=order,
-            order_agnostic=order_agnostic,
-            seed=seed,
-            initial_bias=head.initial_bias(),
-            activation=activation,
-        )
-        super().__init__(net, head)
-        self.hparams = dict(
-            event_size=event_size,
-            hidden_sizes=list(hidden_sizes),
-            conditional=head,
-            context_size=context_size,
-            num_masks=num_masks,
-            order=order,
-            order_agnostic=order_agnostic,
-            seed=seed,
-            activation=activation,
-        )
+def __getattr__(name: str) -> type:
+    # Factories of conditioners registered after import (so that pickle finds them too).
+    for entry in registry.conditioner_entries():
+        if entry.class_name == name:
+            return factory(entry)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

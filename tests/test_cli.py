@@ -26,7 +26,9 @@ MODELS = ("fvsbn", "nade", "made")
 CONDITIONALS = ("bernoulli", "categorical", "mog")
 COMBOS = [(m, c) for m in MODELS for c in CONDITIONALS]
 # A small budget: one epoch on 100 training rows, tiny networks.
-TINY = ["--epochs", "1", "--hidden-size", "8", "--max-train", "100", "--batch-size", "50", "--num-samples", "16"]
+TINY = ["--epochs", "1", "--max-train", "100", "--batch-size", "50", "--num-samples", "16"]
+#: Each model's own size flag (from the registry), tiny.
+SIZES = {"fvsbn": [], "nade": ["--hidden-size", "8"], "made": ["--hidden-sizes", "8"]}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -51,7 +53,8 @@ def runs(tmp_path_factory):
     def fit(combo):
         model, conditional = combo
         out = root / f"{model}-{conditional}"
-        cmd = _command(model) + ["fit", "--model", model, "--conditional", conditional, *TINY, "--out", str(out)]
+        cmd = _command(model) + ["fit", "--model", model, "--conditional", conditional, *TINY, *SIZES[model]]
+        cmd += ["--out", str(out)]
         if (model, conditional) == ("made", "mog"):
             cmd += ["--min-scale", "0.05", "--activation", "tanh"]
         return combo, (_run(cmd), out)
@@ -94,7 +97,7 @@ def test_fit_end_to_end(runs, model, conditional):
         reloaded = load_checkpoint(out / "model.pt").model
         assert reloaded.conditional.min_scale == (0.05 if model == "made" else 1e-2)
         if model == "made":
-            assert reloaded.hparams["activation"] == "tanh" and isinstance(reloaded.conditioner.activation, torch.nn.Tanh)
+            assert reloaded.config()["activation"] == "tanh" and isinstance(reloaded.conditioner.activation, torch.nn.Tanh)
         assert metrics["density"].startswith("continuous")
         assert math.isfinite(metrics["test_nll_data_units"]) and math.isfinite(metrics["test_bits_per_dim_discrete"])
     else:
@@ -146,7 +149,7 @@ def test_evaluate_in_a_subprocess_on_another_split(runs):
 
 
 def _fit_args(out: Path, *extra: str) -> list:
-    return ["fit", "--model", "made", *TINY, "--no-progress", "--out", str(out), *extra]
+    return ["fit", "--model", "made", *TINY, *SIZES["made"], "--no-progress", "--out", str(out), *extra]
 
 
 def test_same_seed_same_numbers(tmp_path, capsys):
@@ -239,22 +242,24 @@ def test_missing_fashion_mnist_is_refused(tmp_path, capsys, no_training, monkeyp
 def test_bad_options_are_refused(tmp_path, capsys, no_training):
     out = str(tmp_path / "out")
     assert cli.main(["fit", "--levels", "3", "--out", out]) == 1
-    assert "--levels applies to --conditional categorical only" in capsys.readouterr().err
+    assert "--levels applies to heads with levels (categorical) only" in capsys.readouterr().err
     assert cli.main(["fit", "--min-scale", "0.1", "--out", out]) == 1
     assert "--min-scale applies to --conditional mog only" in capsys.readouterr().err
     assert cli.main(["fit", "--model", "nade", "--num-masks", "2", "--out", out]) == 1
-    assert "apply to --model made only" in capsys.readouterr().err
+    assert "--num-masks applies to --model made only, not nade" in capsys.readouterr().err
     assert cli.main(["fit", "--model", "fvsbn", "--activation", "tanh", "--out", out]) == 1
-    assert "apply to --model made only" in capsys.readouterr().err
+    assert "--activation applies to --model made only, not fvsbn" in capsys.readouterr().err
+    assert cli.main(["fit", "--model", "made", "--hidden-size", "8", "--out", out]) == 1
+    assert "--hidden-size applies to --model nade only, not made" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert cli.main(["fit", "--device", "cuda", "--out", out]) == 1
         assert "CUDA is not available" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["fit", "--epochs", "0"])
     assert exit_info.value.code == 2 and "expected a positive integer" in capsys.readouterr().err
-    with pytest.raises(SystemExit) as exit_info:
-        cli.main(["fit", "--conditional", "mog", "--min-scale", "-1"])
-    assert exit_info.value.code == 2 and "--min-scale" in capsys.readouterr().err
+    # A value the head refuses is reported by the head's own check, before any training.
+    assert cli.main(["fit", "--conditional", "mog", "--min-scale", "-1", "--out", out]) == 1
+    assert "min_scale must be a positive finite number, got -1.0" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -14,16 +14,30 @@ from pyro_ar.program.datasets import load_digits
 # ---- the embedded digits ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "conditional, kind", [("bernoulli", "binary"), ("categorical", "categorical"), ("mog", "continuous")]
-)
-def test_digits_match_the_embedded_loader(conditional, kind):
+@pytest.mark.parametrize("conditional", ["bernoulli", "categorical", "mog"])
+def test_load_digits_prepares_the_raw_levels(conditional):
+    """load_digits gives the program's preparation, checked against the raw grey levels 0..16."""
     data = load_dataset("digits", conditional)
     assert (len(data.train), len(data.valid), len(data.test)) == (1197, 300, 300)
     assert data.image_shape == (8, 8) and data.event_size == 64
-    for split in ("train", "valid", "test"):
-        assert torch.equal(data.split(split), load_digits(split, kind)), split
     assert data.preprocessing["kind"] == conditional
+    for split in ("train", "valid", "test"):
+        raw = load_digits(split, "raw").double()
+        x = load_digits(split, conditional)
+        assert torch.equal(x, data.split(split)), split
+        if conditional == "bernoulli":
+            assert torch.equal(x.double(), (raw > 8).double())
+        elif conditional == "categorical":
+            assert x.dtype == torch.long and torch.equal(x, torch.floor(raw * 4 / 17).long())
+        else:  # dequantized: raw level + noise in [0, 1), then standardized with the training stats
+            mean = torch.tensor(data.preprocessing["mean"], dtype=torch.float64)
+            std = torch.tensor(data.preprocessing["std"], dtype=torch.float64)
+            level = x.double() * std + mean
+            assert bool(((level >= raw - 1e-4) & (level < raw + 1 + 1e-4)).all())
+    train = load_digits("train", "mog").double()
+    assert train.mean(0).abs().max() < 0.2 and (train.std(0) - 1).abs().max() < 0.2
+    with pytest.raises(ValueError, match="conditional must be one of"):
+        load_digits("train", "binary")
 
 
 def test_digits_preprocessing_values():

@@ -24,7 +24,7 @@ from pyro_ar.program.training import (
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 # Same seed and global batch for both runs: 300 rows, batches of 100 (50 per process).
 SMALL = [
-    "fit", "--model", "made", "--num-masks", "2", "--hidden-size", "16", "--epochs", "2", "--max-train", "300",
+    "fit", "--model", "made", "--num-masks", "2", "--hidden-sizes", "16", "--epochs", "2", "--max-train", "300",
     "--batch-size", "100", "--device", "cpu", "--no-progress", "--seed", "5",
 ]  # fmt: skip
 
@@ -62,7 +62,7 @@ def test_torchrun_two_processes_match_one(tmp_path, capsys):
     assert two["test_nll"] == pytest.approx(one["test_nll"], rel=1e-5)
     assert two["history"]["steps"] == one["history"]["steps"] == 6
     # The checkpoint written by rank 0 holds the trained (synchronized) weights.
-    data = load_digits("test", "binary")
+    data = load_digits("test", "bernoulli")
     assert evaluate_nll(pyro_ar.load(out2 / "model.pt"), data) == pytest.approx(two["test_nll"], rel=1e-6)
 
 
@@ -80,7 +80,7 @@ def test_single_process_without_torchrun_environment(monkeypatch):
 def test_loss_module_and_units():
     torch.manual_seed(0)
     net = pyro_ar.NADE(event_size=64, hidden_size=8).double()
-    x = load_digits("valid", "binary").double()
+    x = load_digits("valid", "bernoulli").double()
     loss = NegativeLogLikelihood(net)(x)
     assert torch.allclose(loss, -net().log_prob(x).mean())
     # evaluate_nll batches (7 rows at a time here) and averages exactly.
@@ -91,7 +91,7 @@ def test_loss_module_and_units():
 def test_train_improves_and_keeps_the_best_epoch():
     torch.manual_seed(0)
     net = pyro_ar.MADE(event_size=64, hidden_sizes=[64])
-    train_x, valid_x = load_digits("train", "binary")[:40], load_digits("valid", "binary")[:100]
+    train_x, valid_x = load_digits("train", "bernoulli")[:40], load_digits("valid", "bernoulli")[:100]
     before = evaluate_nll(net, valid_x)
     history = train(net, train_x, valid_x, epochs=60, batch_size=20, lr=1e-2, patience=2, progress=False)
     # 40 rows overfit fast: validation turns up and training stops `patience` epochs after the best.
@@ -105,7 +105,7 @@ def test_train_improves_and_keeps_the_best_epoch():
 
 
 def test_training_is_reproducible_with_random_masks():
-    x = load_digits("train", "binary")[:60]
+    x = load_digits("train", "bernoulli")[:60]
     states = []
     for _ in range(2):
         torch.manual_seed(1)

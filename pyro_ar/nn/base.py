@@ -6,19 +6,23 @@ parameters of variable ``order[k]`` depend only on the variables ``order[:k]`` a
 context. It also gives an :class:`IncrementalState` for sampling, which produces the
 parameters of one variable at a time and is told each value as it is drawn.
 
-A conditioner may hold several *members* (MADE's masks), each with its own order; the
-distribution class mixes them exactly. ``orders`` is a ``(M, n)`` buffer.
+A conditioner may hold several *members* (MADE's masks), each with its own order;
+``orders`` is a ``(M, n)`` buffer. A distribution (:class:`pyro_ar.Autoregressive`) uses one
+order: a single-order conditioner or one member's view, ``conditioner.member(k)``; the
+ensemble of all members is :class:`pyro_ar.distributions.Ensemble`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Optional, Sequence, Union
+import functools
+import inspect
+from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Conditioner", "IncrementalState", "make_order", "OrderSpec"]
+__all__ = ["Conditioner", "ConditionerMember", "IncrementalState", "make_order", "OrderSpec", "SAMPLING_BLOCK"]
 
 OrderSpec = Union[None, str, Sequence[int], Tensor]
 
@@ -110,15 +114,30 @@ class IncrementalState(ABC):
 class Conditioner(nn.Module):
     """Base class of AR conditioner networks.
 
+    A conditioner has one order (``order``, ``(n,)``) unless it holds several members (MADE's
+    masks, ``num_members > 1``); then ``member(k)`` is the single-order view of member
+    ``k`` that a distribution uses, and ``forward``/``incremental`` take ``member=``.
+
     Not an ``abc.ABC``: ABCMeta would clash with ``PyroModule``'s metaclass, and converting a
     conditioner with ``pyro.nn.module.to_pyro_module_`` (for priors on its weights) must work.
+
+    Its constructor arguments are recorded as they were given (``config()``), so that
+    :meth:`from_config` rebuilds the same network; a subclass registers itself with
+    :func:`pyro_ar.models.register`.
 
     Args:
         event_size: ``n``, the number of variables.
         input_size: ``I``, features per variable fed back (1 binary/continuous, K one-hot).
         param_size: ``P``, parameters per variable that the conditional head needs.
         context_size: ``c``, or ``None`` for an unconditional model.
+        initial_bias: ``(P,)`` starting output bias of every variable.
     """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_config", False):
+            cls.__init__ = _recording_config(init)
 
     def __init__(
         self,
@@ -146,10 +165,44 @@ class Conditioner(nn.Module):
     # ``orders`` is registered by each subclass as a (M, n) long buffer.
     orders: Tensor
 
+    # ---- configuration -------------------------------------------------------------------
+
+    def config(self) -> Dict[str, Any]:
+        """The constructor arguments this network was built with (``from_config`` inverts it)."""
+        return dict(self._config)
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "Conditioner":
+        """A fresh network built from :meth:`config`'s dict (new weights)."""
+        return cls(**config)
+
+    # ---- members ---------------------------------------------------------------------------
+
     @property
     def num_members(self) -> int:
         """How many masks/orders this conditioner holds (1 except for MADE ensembles)."""
         return self.orders.shape[0]
+
+    @property
+    def order(self) -> Tensor:
+        """The order ``(n,)`` of a single-order conditioner: ``order[k]`` is drawn at step ``k``."""
+        if self.num_members != 1:
+            raise ValueError(f"this conditioner has {self.num_members} members; use member(k).order")
+        return self.orders[0]
+
+    @property
+    def network(self) -> nn.Module:
+        """The module holding the weights (itself; a :class:`ConditionerMember` gives its parent)."""
+        return self
+
+    def member(self, index: int) -> "Union[Conditioner, ConditionerMember]":
+        """The single-order conditioner of member ``index`` (``self`` when there is one member)."""
+        m = self.num_members
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < m:
+            raise ValueError(f"member index must be an int in [0, {m - 1}], got {index!r}")
+        return self if m == 1 else ConditionerMember(self, index)
+
+    # ---- evaluation ------------------------------------------------------------------------
 
     def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
         """Validate a context against ``context_size``; raise ``ValueError`` naming the problem."""
@@ -181,19 +234,76 @@ class Conditioner(nn.Module):
         offset = self.context_to_params(context).unflatten(-1, (self.event_size, self.param_size))
         return offset + self.output_bias
 
-    def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
+    def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
         """Parameters of all conditionals in one pass.
 
         Args:
             x: encoded values ``(*, n, I)``.
             context: ``(*, c)`` or ``None``; broadcast against ``x``'s batch dimensions.
-            member: which mask/order to use (``0 <= member < num_members``).
 
         Returns:
-            ``(*, n, P)``: row ``i`` holds the parameters of variable ``i``.
+            ``(*, n, P)``: row ``i`` holds the parameters of variable ``i``. (A conditioner
+            with several members also takes ``member=``.)
         """
         raise NotImplementedError
 
-    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
-        """A fresh sampling state for ``batch_shape`` rows (``context`` broadcast to it)."""
+    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:
+        """A fresh sampling state for ``batch_shape`` rows (``context`` broadcast to it).
+        (A conditioner with several members also takes ``member=``.)"""
         raise NotImplementedError
+
+
+class ConditionerMember:
+    """Member ``index`` of a conditioner with several members, as a single-order conditioner.
+
+    A light view, not a module: the weights stay in ``network``. It has the attributes and
+    calls that :class:`pyro_ar.Autoregressive` uses (``event_size``, ``input_size``,
+    ``param_size``, ``context_size``, ``order``, ``check_context``, ``__call__``,
+    ``incremental``).
+    """
+
+    num_members = 1
+
+    def __init__(self, network: Conditioner, index: int):
+        self.network = network
+        self.index = index
+
+    event_size = property(lambda self: self.network.event_size)
+    input_size = property(lambda self: self.network.input_size)
+    param_size = property(lambda self: self.network.param_size)
+    context_size = property(lambda self: self.network.context_size)
+
+    @property
+    def order(self) -> Tensor:
+        return self.network.orders[self.index]
+
+    def check_context(self, context: Optional[Tensor]) -> Optional[Tensor]:
+        return self.network.check_context(context)
+
+    def __call__(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
+        return self.network(x, context, member=self.index)
+
+    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:
+        return self.network.incremental(context, batch_shape, member=self.index)
+
+    def __repr__(self) -> str:
+        return f"{type(self.network).__name__}.member({self.index})"
+
+
+def _recording_config(init):
+    """Wrap a conditioner's ``__init__`` so that the outermost call records its arguments."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapped(self, *args, **kwargs):
+        outermost = "_config" not in self.__dict__
+        if outermost:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
+            arguments.pop(next(iter(signature.parameters)))  # self
+            object.__setattr__(self, "_config", arguments)
+        init(self, *args, **kwargs)
+
+    wrapped._records_config = True
+    return wrapped

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, OrderSpec, make_order
+from pyro_ar.registry import register_conditioner
 
 __all__ = ["FVSBN"]
 
@@ -65,11 +66,11 @@ class FVSBN(Conditioner):
         """``(n P, n I)``: the weight with every not-yet-seen input zeroed."""
         return self.weight * self.mask.to(self.weight.dtype)
 
-    def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
+    def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
         linear = (x.flatten(-2) @ self.masked_weight().mT).unflatten(-1, (self.event_size, self.param_size))
         return linear + self.output_offset(context)
 
-    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
+    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:
         return _FVSBNState(self, context, batch_shape)
 
 
@@ -146,3 +147,6 @@ class _FVSBNState(IncrementalState):
 
     def observe_block(self, start: int, values: Tensor) -> None:
         self.prefix.append(values.reshape(-1, values.shape[-2] * self.sizes[1]))
+
+
+register_conditioner(FVSBN, "fvsbn", cli_defaults={"lr": 1e-2})

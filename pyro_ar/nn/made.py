@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
+from pyro_ar.registry import register_conditioner
 
 __all__ = ["MADE", "made_degrees"]
 
@@ -55,6 +56,8 @@ ACTIVATIONS = {
     "gelu": nn.GELU,
     "linear": nn.Identity,
 }
+#: The names in :data:`ACTIVATIONS`, as a type (the command line offers them as choices).
+Activation = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
 class MADE(Conditioner):
@@ -78,12 +81,12 @@ class MADE(Conditioner):
         param_size: parameters per variable.
         context_size: ``c`` or ``None``. The context feeds the first hidden layer and every
             output directly (so the first variable in the order depends on it too).
-        num_masks: ``M >= 1`` members.
+        num_masks: ``M >= 1`` members (masks/orders); the model is their exact mixture.
         order: order of member 0: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation.
         order_agnostic: whether members ``1..M-1`` draw their own random orders.
         seed: seed of random orders and degrees.
         initial_bias: ``(P,)`` starting output bias.
-        activation: the hidden nonlinearity, a name in :data:`ACTIVATIONS` (default ``"relu"``).
+        activation: the hidden nonlinearity (``"linear"``: a linear AR model factorized through the layers).
 
     Example:
         >>> net = MADE(event_size=4, hidden_sizes=[16, 16], num_masks=2)
@@ -103,7 +106,7 @@ class MADE(Conditioner):
         order_agnostic: bool = True,
         seed: Optional[int] = None,
         initial_bias: Optional[Tensor] = None,
-        activation: str = "relu",
+        activation: Activation = "relu",
     ):
         super().__init__(event_size, input_size, param_size, context_size, initial_bias)
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
@@ -279,3 +282,8 @@ class _MADEState(IncrementalState):
         stop = self.block_stop
         self._settle([((deg > start) & (deg <= stop)).nonzero().squeeze(-1) for deg in self.degrees])
         self.block_start = -1
+
+
+register_conditioner(
+    MADE, "made", example={"hidden_sizes": [12]}, cli_defaults={"hidden_sizes": [512], "lr": 3e-3}
+)

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
+from pyro_ar.registry import register_conditioner
 
 __all__ = ["NADE", "nade_outputs", "nade_outputs_reference"]
 
@@ -30,7 +31,7 @@ class NADE(Conditioner):
 
     Args:
         event_size: ``n``.
-        hidden_size: ``d``.
+        hidden_size: ``d``, the number of hidden units shared by all conditionals.
         input_size: features per variable fed back (1, or K for one-hot).
         param_size: parameters per variable.
         context_size: ``c`` or ``None``.
@@ -72,7 +73,7 @@ class NADE(Conditioner):
             return self.hidden_bias
         return self.hidden_bias + self.context_to_hidden(context)
 
-    def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
+    def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
         n, i_size, p_size, d = self.event_size, self.input_size, self.param_size, self.hidden_size
         order = self.orders[0]
         init = self.initial_hidden(context)  # (*, d) or (d,)
@@ -84,7 +85,7 @@ class NADE(Conditioner):
         out = out_steps[self.inverse_order].transpose(0, 1).reshape(*batch, n, p_size)
         return out + self.output_offset(context)
 
-    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
+    def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:
         return _NADEState(self, context, batch_shape)
 
 
@@ -281,3 +282,6 @@ class _NADEOutputs(torch.autograd.Function):
             if need_x:
                 torch.bmm(gs, in_weight[lo:hi].transpose(1, 2), out=grad_x[lo:hi])
         return grad_x, later if need_init else None, grad_in, grad_out_weight
+
+
+register_conditioner(NADE, "nade", example={"hidden_size": 8}, cli_defaults={"hidden_size": 128, "lr": 1e-2})

@@ -22,16 +22,16 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 
-from pyro_ar.checkpoint import plain_hparams, load_checkpoint, save
-from pyro_ar.conditionals import Bernoulli, Categorical, MixtureOfGaussians
-from pyro_ar.program.data_files import CONDITIONALS, DataSet, load_dataset
-from pyro_ar.models import FVSBN, MADE, NADE, AutoregressiveModel
-from pyro_ar.nn.made import ACTIVATIONS as MADE_ACTIVATIONS
+from pyro_ar import registry
+from pyro_ar.checkpoint import load_checkpoint, plain_config, save
+from pyro_ar.models import RegisteredModel, factory
+from pyro_ar.program.data_files import DataSet, head_names, load_dataset
+from pyro_ar.program.options import add_option_flags, head_kwargs, model_kwargs, positive_float, positive_int
 from pyro_ar.program.plots import save_learning_curve, save_sample_grid, to_data_units
 from pyro_ar.program.run_dir import StagedDir, UsageError, check_out_dir
 from pyro_ar.program.training import (
@@ -48,91 +48,65 @@ __all__ = ["main", "build_parser", "build_model", "OUTPUT_FILES"]
 
 #: The files ``fit`` writes into ``--out``.
 OUTPUT_FILES = ("model.pt", "metrics.json", "samples.png", "learning_curve.png")
-MODELS = ("fvsbn", "nade", "made")
 ORDERS = {"identity": None, "reverse": "reverse", "random": "random"}
-#: Learning rates that converge within the default epochs on the digits without diverging.
-DEFAULT_LR = {"fvsbn": 1e-2, "nade": 1e-2, "made": 3e-3}
+#: Adam's learning rate for a model whose registration names none (``cli_defaults["lr"]``).
+DEFAULT_LR = 1e-3
 
 
 # ---- argument parsing --------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``pyro-ar`` (sub-commands ``fit``, ``sample``, ``evaluate``)."""
-    parser = argparse.ArgumentParser(prog="pyro-ar", description="Autoregressive density models (FVSBN, NADE, MADE).")
+    """The argument parser of ``pyro-ar`` (sub-commands ``fit``, ``sample``, ``evaluate``).
+
+    Built on every call from the registry, so models and heads registered at any time
+    (before ``main``) are choices, with their options as flags.
+    """
+    models = [e.name for e in registry.conditioner_entries()]
+    parser = argparse.ArgumentParser(prog="pyro-ar", description=f"Autoregressive density models ({', '.join(models)}).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="train a model, report test NLL, write checkpoint, metrics and plots")
-    fit.add_argument("--model", choices=MODELS, default="made", help="the conditioner (default: made)")
+    fit.add_argument("--model", choices=models, default="made", help="the conditioner (default: made)")
     fit.add_argument(
-        "--conditional", choices=CONDITIONALS, default="bernoulli", help="the per-variable head (default: bernoulli)"
+        "--conditional", choices=head_names(), default="bernoulli", help="the per-variable head (default: bernoulli)"
     )
     fit.add_argument(
         "--data", default="digits", help="digits (embedded, default), fashion-mnist, or a .npy/.npz/.csv/IDX file"
     )
     fit.add_argument(
-        "--levels", type=_positive_int, help="categorical levels K (default 4 for images, max+1 for files)"
-    )
-    fit.add_argument("--threshold", type=float, help="binarize file data with x > T for the bernoulli head")
-    fit.add_argument("--components", type=_positive_int, default=5, help="mixture components for mog (default 5)")
-    fit.add_argument(
-        "--min-scale", type=_positive_float,
-        help="floor on every mog component's standard deviation, in standardized units (default 1e-2)",
+        "--context", choices=("none", "labels"), default="none",
+        help="labels: a class-conditional model p(x | class) on one-hot labels (digits, fashion-mnist)",
     )
     fit.add_argument(
-        "--hidden-size", type=_positive_int, help="NADE hidden units / MADE layer width (default 128 / 512)"
+        "--levels", type=positive_int, help="categorical levels K (default 4 for images, max+1 for files)"
     )
-    fit.add_argument("--num-layers", type=_positive_int, default=1, help="MADE hidden layers (default 1)")
-    fit.add_argument("--num-masks", type=_positive_int, default=1, help="MADE masks/orders (default 1)")
-    fit.add_argument(
-        "--activation", choices=sorted(MADE_ACTIVATIONS), default="relu",
-        help="MADE hidden nonlinearity (default relu; linear: a factorized linear AR model)",
-    )
+    fit.add_argument("--threshold", type=float, help="binarize file data with x > T for binary heads")
     fit.add_argument("--order", choices=sorted(ORDERS), default="identity", help="variable order (default identity)")
-    fit.add_argument("--epochs", type=_positive_int, default=200, help="maximum epochs (default 200)")
-    fit.add_argument("--batch-size", type=_positive_int, default=100, help="global minibatch size (default 100)")
+    fit.add_argument("--epochs", type=positive_int, default=200, help="maximum epochs (default 200)")
+    fit.add_argument("--batch-size", type=positive_int, default=100, help="global minibatch size (default 100)")
+    fit.add_argument("--lr", type=positive_float, help="Adam learning rate (default: the model's, e.g. 3e-3 for made)")
     fit.add_argument(
-        "--lr", type=_positive_float, help="Adam learning rate (default 1e-2 for fvsbn and nade, 3e-3 for made)"
+        "--patience", type=positive_int, default=20, help="early-stopping patience in epochs (default 20)"
     )
-    fit.add_argument(
-        "--patience", type=_positive_int, default=20, help="early-stopping patience in epochs (default 20)"
-    )
-    fit.add_argument("--max-train", type=_positive_int, help="use only the first N training rows")
+    fit.add_argument("--max-train", type=positive_int, help="use only the first N training rows")
     fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     fit.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     fit.add_argument(
-        "--threads", type=_positive_int, default=1, help="CPU threads per process (default 1: the models are small)"
+        "--threads", type=positive_int, default=1, help="CPU threads per process (default 1: the models are small)"
     )
     fit.add_argument("--out", help="output directory (default runs/<model>-<conditional>)")
     fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
-    fit.add_argument("--num-samples", type=_positive_int, default=64, help="samples in samples.png (default 64)")
+    fit.add_argument("--num-samples", type=positive_int, default=64, help="samples in samples.png (default 64)")
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_option_flags(fit)
 
     smp = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid (or a .npy array)")
     smp.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
-    smp.add_argument("-n", "--num-samples", type=_positive_int, default=64, help="how many samples (default 64)")
+    smp.add_argument("-n", "--num-samples", type=positive_int, default=64, help="how many samples (default 64)")
     smp.add_argument("--out", default="samples.png", help="output .png (a grid) or .npy (the values)")
-    smp.add_argument("--temperature", type=_positive_float, default=1.0, help="logit temperature (discrete heads)")
+    smp.add_argument("--temperature", type=positive_float, default=1.0, help="logit temperature (discrete heads)")
+    smp.add_argument("--label", type=int, help="class-conditional models: sample this class (default: every class)")
     smp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     smp.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
 
@@ -140,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
     ev.add_argument("--data", help="digits, fashion-mnist or a file (default: the data the model was trained on)")
     ev.add_argument("--split", choices=("train", "valid", "test", "all"), default="test", help="default test")
-    ev.add_argument("--batch-size", type=_positive_int, default=1000, help="evaluation batch size")
+    ev.add_argument("--batch-size", type=positive_int, default=1000, help="evaluation batch size")
     ev.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
     ev.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
@@ -149,25 +123,27 @@ def build_parser() -> argparse.ArgumentParser:
 # ---- models --------------------------------------------------------------------------------------
 
 
-def build_model(args: argparse.Namespace, data: DataSet) -> AutoregressiveModel:
-    """The model that ``fit`` trains, sized for ``data``."""
-    if args.conditional == "bernoulli":
-        head = Bernoulli()
-    elif args.conditional == "categorical":
-        head = Categorical(int(data.preprocessing["levels"]))
-    else:
-        head = MixtureOfGaussians(args.components, **({} if args.min_scale is None else {"min_scale": args.min_scale}))
-    n, order = data.event_size, ORDERS[args.order]
-    seed = args.seed if order == "random" or args.num_masks > 1 else None
-    if args.model == "fvsbn":
-        return FVSBN(n, conditional=head, order=order, seed=seed)
-    if args.model == "nade":
-        return NADE(n, hidden_size=args.hidden_size or 128, conditional=head, order=order, seed=seed)
-    width = args.hidden_size or 512
-    return MADE(
-        n, [width] * args.num_layers, conditional=head, num_masks=args.num_masks, order=order, seed=seed,
-        activation=args.activation,
+def build_head(args: argparse.Namespace, data: DataSet):
+    """The head that ``fit`` uses: ``--conditional`` with its flags, sized by the data."""
+    entry = registry.head_entry(args.conditional)
+    kwargs = head_kwargs(args)
+    if entry.data_option is not None:
+        kwargs[entry.data_option] = int(data.preprocessing["levels"])
+    return entry.cls(**kwargs)
+
+
+def build_model(args: argparse.Namespace, data: DataSet) -> RegisteredModel:
+    """The model that ``fit`` trains, sized for ``data``: ``--model`` with its flags."""
+    model = factory(args.model)
+    return model(
+        event_size=data.event_size, conditional=build_head(args, data), context_size=data.context_size,
+        order=ORDERS[args.order], seed=args.seed, **model_kwargs(args),
     )
+
+
+def learning_rate(args: argparse.Namespace) -> float:
+    """``--lr``, else the model's registered default."""
+    return args.lr or registry.conditioner_entry(args.model).cli_defaults.get("lr", DEFAULT_LR)
 
 
 # ---- metrics -----------------------------------------------------------------------------------------
@@ -178,7 +154,7 @@ def nll_report(nll: float, data: DataSet, prefix: str) -> Dict[str, Any]:
     the discrete bits/dim bound."""
     n = data.event_size
     out: Dict[str, Any] = {f"{prefix}_nll": nll, f"{prefix}_bits_per_dim": bits_per_dim(nll, n)}
-    if data.conditional == "mog":
+    if data.value_kind == "real":
         raw = nll + data.log_scale
         out[f"{prefix}_nll_data_units"] = raw
         if data.preprocessing.get("dequantize"):
@@ -187,7 +163,7 @@ def nll_report(nll: float, data: DataSet, prefix: str) -> Dict[str, Any]:
 
 
 def _density_note(data: DataSet) -> str:
-    if data.conditional != "mog":
+    if data.value_kind != "real":
         return "discrete: NLL = -log P(x) of the prepared (binarized/quantized) data, in nats per example"
     note = (
         "continuous: NLL = -log p(z) of the continuous density of the standardized data z = (x - mean) / std, "
@@ -218,19 +194,18 @@ def _seed_all(seed: int) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
-    if args.model != "made" and (args.num_masks != 1 or args.num_layers != 1 or args.activation != "relu"):
-        raise UsageError("--num-masks, --num-layers and --activation apply to --model made only")
-    if args.levels is not None and args.conditional != "categorical":
-        raise UsageError("--levels applies to --conditional categorical only")
-    if args.threshold is not None and args.conditional != "bernoulli":
-        raise UsageError("--threshold applies to --conditional bernoulli only")
-    if args.min_scale is not None and args.conditional != "mog":
-        raise UsageError("--min-scale applies to --conditional mog only")
-    args.lr = args.lr or DEFAULT_LR[args.model]
+    head = registry.head_entry(args.conditional)
+    if args.levels is not None and head.data_option is None:
+        raise UsageError(f"--levels applies to heads with levels ({_heads_with_levels()}) only")
+    if args.threshold is not None and head.cls.value_kind != "binary":
+        raise UsageError("--threshold applies to binary heads (--conditional bernoulli) only")
+    model_kwargs(args), head_kwargs(args)  # a flag of another model or head fails here, before any work
+    args.lr = learning_rate(args)
     out = Path(args.out or f"runs/{args.model}-{args.conditional}")
     check_out_dir(out, args.overwrite)
     data = load_dataset(
-        args.data, args.conditional, levels=args.levels, threshold=args.threshold, max_train=args.max_train
+        args.data, args.conditional, levels=args.levels, threshold=args.threshold, max_train=args.max_train,
+        context=None if args.context == "none" else args.context,
     )
     resolve_device(args.device)  # a bad --device fails here, before any process group
     info = setup_distributed(args.device)
@@ -245,13 +220,37 @@ def run_fit(args: argparse.Namespace) -> int:
         teardown_distributed(info)
 
 
+def _heads_with_levels() -> str:
+    return ", ".join(e.name for e in registry.head_entries() if e.data_option is not None)
+
+
+def draw_samples(net: RegisteredModel, num_samples: int, num_classes: Optional[int], temperature: float = 1.0,
+                 label: Optional[int] = None) -> Tuple[torch.Tensor, Optional[int]]:
+    """``(samples (N, n) on the CPU, columns of the grid)``: unconditional draws, or for a
+    class-conditional model ``num_samples`` per class (one grid row per class) or of ``label``."""
+    if num_classes is None:
+        d, columns = net(), None
+    else:
+        labels = torch.arange(num_classes) if label is None else torch.tensor([label])
+        context = torch.nn.functional.one_hot(labels, num_classes).float().to(next(net.parameters()).device)
+        d, columns = net(context), num_samples
+    if temperature != 1.0:
+        d = d.tempered(temperature)
+    with torch.no_grad():
+        x = d.sample((num_samples,)).cpu()
+    if num_classes is not None:  # (N, classes, n) -> class-major rows
+        x = x.transpose(0, 1).reshape(-1, x.shape[-1])
+    return x, columns
+
+
 def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedInfo, t0: float) -> int:
     torch.set_num_threads(args.threads)
     _seed_all(args.seed)
     net = build_model(args, data).to(info.device)
     say = print if info.is_main else (lambda *a, **k: None)
+    conditioned = "" if data.contexts is None else f" given {args.context} ({data.context_size} classes)"
     say(
-        f"pyro-ar fit: {args.model} x {args.conditional} on {data.name} (n={data.event_size}, "
+        f"pyro-ar fit: {args.model} x {args.conditional}{conditioned} on {data.name} (n={data.event_size}, "
         f"train {len(data.train)}, valid {len(data.valid)}, test {len(data.test)}), "
         f"{sum(p.numel() for p in net.parameters())} parameters, device {info.device}, "
         f"{info.world_size} process(es)"
@@ -260,6 +259,8 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
         net,
         data.train,
         data.valid,
+        train_context=data.context("train"),
+        valid_context=data.context("valid"),
         epochs=args.epochs,
         batch_size=args.batch_size,
         lr=args.lr,
@@ -268,19 +269,23 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
         info=info,
         progress=not args.no_progress,
     )
-    test = evaluate_nll(net, data.test, info=info)
-    valid = evaluate_nll(net, data.valid, info=info)
+    test = evaluate_nll(net, data.test, info=info, context=data.context("test"))
+    valid = evaluate_nll(net, data.valid, info=info, context=data.context("valid"))
+    for split, value in (("test", test), ("validation", valid)):
+        if not math.isfinite(value):
+            raise FloatingPointError(f"the {split} NLL is {value}: the {split} split holds values the model cannot score")
     if not info.is_main:
         return 0
     report = {**nll_report(test, data, "test"), **nll_report(valid, data, "valid")}
     say(_format_nll("test", report, "test"))
     torch.manual_seed(args.seed)
-    with torch.no_grad():
-        samples = net().sample((args.num_samples,)).cpu()
+    per_class = None if data.contexts is None else max(1, math.ceil(args.num_samples / data.context_size))
+    samples, columns = draw_samples(net, per_class or args.num_samples, data.context_size)
     metrics: Dict[str, Any] = {
         "command": "fit",
         "model": args.model,
         "conditional": args.conditional,
+        "context": args.context,
         "data": data.name,
         "event_size": data.event_size,
         "num_train": len(data.train),
@@ -294,7 +299,7 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
         "stopped_early": history.stopped_early,
         "train_seconds": history.seconds,
         "history": history.to_dict(),
-        "hparams": plain_hparams(net),
+        "config": plain_config(net),
         "settings": {k: v for k, v in vars(args).items() if k not in ("command", "func")},
         "world_size": info.world_size,
         "device": str(info.device),
@@ -312,13 +317,15 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
             log_scale=data.log_scale,
             metrics=dict(report),
             seed=args.seed,
+            context=args.context,
+            class_names=data.class_names,
         )
         values = to_data_units(samples, data.preprocessing)
-        save_sample_grid(values, stage.path / "samples.png", data.preprocessing, data.image_shape)
+        save_sample_grid(values, stage.path / "samples.png", data.preprocessing, data.image_shape, columns=columns)
         title = f"{args.model} / {args.conditional} on {Path(data.name).name}"
         save_learning_curve(history.to_dict(), stage.path / "learning_curve.png", title)
         metrics["total_seconds"] = time.perf_counter() - t0
-        (stage.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        (stage.path / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
         stage.commit()
     except BaseException:
         stage.abort()
@@ -327,14 +334,24 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
     return 0
 
 
-def _data_for_checkpoint(extra: Dict[str, Any], source: Optional[str], net: AutoregressiveModel) -> DataSet:
+def _checkpoint_context(extra: Dict[str, Any], net: RegisteredModel) -> Optional[str]:
+    context = extra.get("context", "none")
+    if context not in ("none", "labels"):
+        raise ValueError(f"the checkpoint's context {context!r} is not one pyro-ar knows (none, labels)")
+    if (context == "labels") != (net.context_size is not None):
+        raise ValueError("the checkpoint's context metadata does not match its model's context_size")
+    return None if context == "none" else context
+
+
+def _data_for_checkpoint(extra: Dict[str, Any], source: Optional[str], net: RegisteredModel) -> DataSet:
     conditional, prep = extra.get("conditional"), extra.get("preprocessing")
-    if conditional not in CONDITIONALS or not isinstance(prep, dict):
+    if conditional not in head_names() or not isinstance(prep, dict):
         raise ValueError("the checkpoint has no data preprocessing metadata; was it written by `pyro-ar fit`?")
     source = source or extra.get("data")
     if not source:
         raise UsageError("give --data: the checkpoint does not say which data it was trained on")
-    data = load_dataset(source, conditional, preprocessing=prep)
+    data = load_dataset(source, conditional, preprocessing=prep, context=_checkpoint_context(extra, net),
+                        num_classes=net.context_size)
     if data.event_size != net.event_size:
         raise ValueError(
             f"{data.name} has {data.event_size} variables per example, but the checkpoint's model has "
@@ -349,11 +366,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     net = ckpt.model.to(device)
     rows = data.split(args.split)
-    nll = evaluate_nll(net, rows, batch_size=args.batch_size, info=DistributedInfo(device=device))
+    nll = evaluate_nll(net, rows, batch_size=args.batch_size, info=DistributedInfo(device=device),
+                       context=data.context(args.split))
+    if not math.isfinite(nll):
+        raise FloatingPointError(f"the {args.split} NLL is {nll}: the {args.split} split holds values the model cannot score")
     report = {"checkpoint": str(args.checkpoint), "data": data.name, "split": args.split, "num_examples": len(rows)}
     report.update(nll_report(nll, data, args.split))
     if args.json:
-        print(json.dumps(report))
+        print(json.dumps(report, allow_nan=False))
     else:
         print(_format_nll(f"{args.split}", report, args.split) + f" on {len(rows)} examples of {data.name}")
     return 0
@@ -366,23 +386,23 @@ def run_sample(args: argparse.Namespace) -> int:
     if out.parent and not out.parent.exists():
         raise UsageError(f"the folder of --out, {str(out.parent)!r}, does not exist")
     ckpt = load_checkpoint(args.checkpoint)
-    prep = ckpt.extra.get("preprocessing") or {"kind": _head_kind(ckpt.model)}
+    net = ckpt.model
+    prep = ckpt.extra.get("preprocessing") or {"kind": net.conditional.registry_name,
+                                               "value_kind": net.conditional.value_kind}
+    classes = net.context_size if _checkpoint_context(ckpt.extra, net) else None
+    if args.label is not None and (classes is None or not 0 <= args.label < classes):
+        raise UsageError(f"--label needs a class-conditional model and a label in 0..{(classes or 1) - 1}")
     device = resolve_device(args.device)
-    net = ckpt.model.to(device)
+    net = net.to(device)
     torch.manual_seed(args.seed)
-    with torch.no_grad():
-        samples = net().sample((args.num_samples,), temperature=args.temperature).cpu()
+    samples, columns = draw_samples(net, args.num_samples, classes, args.temperature, args.label)
     values = to_data_units(samples, prep)
     if out.suffix.lower() == ".npy":
         np.save(out, values)
     else:
-        save_sample_grid(values, out, prep, ckpt.extra.get("image_shape"))
-    print(f"wrote {args.num_samples} samples to {out}")
+        save_sample_grid(values, out, prep, ckpt.extra.get("image_shape"), columns=columns)
+    print(f"wrote {len(values)} samples to {out}")
     return 0
-
-
-def _head_kind(net: AutoregressiveModel) -> str:
-    return {Bernoulli: "bernoulli", Categorical: "categorical", MixtureOfGaussians: "mog"}[type(net.conditional)]
 
 
 COMMANDS = {"fit": run_fit, "sample": run_sample, "evaluate": run_evaluate}

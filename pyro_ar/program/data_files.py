@@ -1,13 +1,15 @@
 """Data for the ``pyro-ar`` program: the embedded digits, Fashion-MNIST, and user files.
 
 A *source* gives raw arrays split into train/valid/test; :func:`load_dataset` then
-prepares them for one kind of conditional head and checks that they fit it:
+prepares them for one registered conditional head (by name) and checks that they fit it.
+What the preparation does depends on the kind of value the head describes
+(``head.value_kind``), so a new head of an existing kind needs nothing here:
 
-* ``"bernoulli"``: float 0/1. Image sources are thresholded at half their range; a file
+* ``"binary"`` (e.g. ``"bernoulli"``): float 0/1. Image sources are thresholded at half their range; a file
   must already hold 0/1 values unless a ``threshold`` is given.
-* ``"categorical"``: long in ``0..K-1``. Image sources are quantized to ``levels`` grey
+* ``"categorical"`` (e.g. ``"categorical"``): long in ``0..K-1``. Image sources are quantized to ``levels`` grey
   levels; a file must hold non-negative integers (``K`` defaults to its maximum + 1).
-* ``"mog"`` (mixture of Gaussians): float, standardized with the training split's
+* ``"real"`` (e.g. ``"mog"``, the mixture of Gaussians): float, standardized with the training split's
   per-variable mean and std. Image sources (integer grey levels) are dequantized first
   (uniform noise in [0, 1)), so the discrete NLL can be bounded by the continuous one.
 
@@ -15,6 +17,11 @@ Sources: ``"digits"`` (embedded, 8x8), ``"fashion-mnist"`` (the Debian package
 ``dataset-fashion-mnist``, IDX files), or a path to a ``.npy``, ``.npz``, ``.csv`` or IDX
 (``-ubyte``/``.gz``) file. Every problem (missing file, wrong shape, non-numeric or
 non-finite entries, values that do not fit the head) raises ``ValueError`` naming it.
+
+Labels: the digits and Fashion-MNIST come with class labels (a ``.npz`` file may hold them
+as ``labels``, or ``train_labels``/``test_labels`` beside ``train``/``test``); with
+``context="labels"`` each split gets a one-hot context ``(N, num_classes)`` for a
+class-conditional model ``p(x | class)``.
 """
 
 from __future__ import annotations
@@ -32,11 +39,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from pyro_ar.program.datasets import DIGITS_MAX_LEVEL, dequantize, digits_split, quantize
+from pyro_ar import registry
+from pyro_ar.program.digits import DIGITS_MAX_LEVEL, dequantize, digits_split, quantize
 
 __all__ = [
     "DataSet",
-    "CONDITIONALS",
+    "head_names",
+    "value_kind",
     "load_dataset",
     "load_source",
     "read_array_file",
@@ -48,12 +57,13 @@ __all__ = [
     "square_side",
 ]
 
-CONDITIONALS = ("bernoulli", "categorical", "mog")
 SPLIT_NAMES = ("train", "valid", "test")
 #: Where the Debian package ``dataset-fashion-mnist`` puts its files (first match wins);
 #: the environment variable ``PYRO_AR_FASHION_MNIST_DIR`` is searched first.
 FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist", "/usr/share/dataset-fashion-mnist")
 FASHION_MNIST_VALID = 5000
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
 _FILE_SPLIT_SEED = 0
 _STD_FLOOR = 1e-2
 
@@ -66,6 +76,8 @@ class RawSource:
     splits: Dict[str, np.ndarray]
     image_shape: Optional[Tuple[int, int]] = None
     max_level: Optional[int] = None  # integer grey levels 0..max_level (image sources)
+    labels: Optional[Dict[str, np.ndarray]] = None  # integer class per row of each split
+    class_names: Optional[List[str]] = None
 
 
 @dataclass
@@ -74,12 +86,15 @@ class DataSet:
 
     Attributes:
         name: ``"digits"``, ``"fashion-mnist"`` or the absolute path of a file.
-        conditional: ``"bernoulli"``, ``"categorical"`` or ``"mog"``.
+        conditional: the head's registry name (``"bernoulli"``, ``"categorical"``, ``"mog"``, ...).
         preprocessing: plain description (stored in checkpoints, re-applied by ``evaluate``):
-            ``kind``, and ``threshold``/``levels``/``mean``/``std``/``dequantize``/``max_level``.
+            ``kind`` (the head), ``value_kind``, and
+            ``threshold``/``levels``/``mean``/``std``/``dequantize``/``max_level``.
         image_shape: ``(h, w)`` for image data, else ``None``.
-        log_scale: ``sum_i log std_i`` for ``"mog"`` (0 otherwise): add it to an NLL of the
+        log_scale: ``sum_i log std_i`` for real values (0 otherwise): add it to an NLL of the
             standardized data to get the NLL in the data's own units.
+        contexts: with ``context="labels"``, each split's one-hot labels ``(N, num_classes)``.
+        class_names: the names of the classes (with labels).
     """
 
     name: str
@@ -90,10 +105,28 @@ class DataSet:
     preprocessing: Dict[str, Any] = field(default_factory=dict)
     image_shape: Optional[Tuple[int, int]] = None
     log_scale: float = 0.0
+    contexts: Optional[Dict[str, Tensor]] = None
+    class_names: Optional[List[str]] = None
 
     @property
     def event_size(self) -> int:
         return self.train.shape[-1]
+
+    @property
+    def value_kind(self) -> str:
+        return value_kind(self.conditional)
+
+    @property
+    def context_size(self) -> Optional[int]:
+        return None if self.contexts is None else self.contexts["train"].shape[-1]
+
+    def context(self, name: str) -> Optional[Tensor]:
+        """The context of one split (or ``"all"``), or ``None`` without labels."""
+        if self.contexts is None:
+            return None
+        if name == "all":
+            return torch.cat([self.contexts[k] for k in SPLIT_NAMES])
+        return self.contexts[name]
 
     def split(self, name: str) -> Tensor:
         """One split by name, or ``"all"`` (train, valid and test concatenated)."""
@@ -296,6 +329,7 @@ def _file_source(path: "str | os.PathLike[str]") -> RawSource:
     what = lambda key: repr(str(path)) if key == "data" else f"{str(path)!r} array {key!r}"  # noqa: E731
     aliases = {"validation": "valid", "val": "valid"}
     named = {aliases.get(k, k): v for k, v in arrays.items()}
+    label_arrays = {k: named.pop(k) for k in list(named) if k == "labels" or k.endswith("_labels")}
     shapes = {}
     flat = {}
     for key, arr in named.items():
@@ -310,7 +344,14 @@ def _file_source(path: "str | os.PathLike[str]") -> RawSource:
             part = _split_rows(flat["train"], (0.9, 0.1, 0.0))
             splits["train"], splits["valid"] = np.concatenate([part["train"], part["test"]]), part["valid"]
     elif len(flat) == 1:
-        splits = _split_rows(next(iter(flat.values())))
+        data = next(iter(flat.values()))
+        if "labels" in label_arrays:  # split the labels with the rows (same seeded permutation)
+            data = np.concatenate([data, np.asarray(label_arrays.pop("labels"), np.float64).reshape(-1, 1)], 1)
+            both = _split_rows(data)
+            splits = {k: v[:, :-1] for k, v in both.items()}
+            label_arrays = {f"{k}_labels": v[:, -1] for k, v in both.items()}
+        else:
+            splits = _split_rows(data)
     else:
         raise ValueError(
             f"{str(path)!r} holds several arrays {sorted(arrays)}; expected one array, or 'train', 'test' "
@@ -326,7 +367,15 @@ def _file_source(path: "str | os.PathLike[str]") -> RawSource:
     image_shapes = {s for s in shapes.values() if s is not None}
     image_shape = image_shapes.pop() if len(image_shapes) == 1 else None
     splits = {k: v.astype(np.float64) for k, v in splits.items()}
-    return RawSource(str(path.resolve()), splits, image_shape=image_shape)
+    labels = None
+    if all(f"{k}_labels" in label_arrays for k in splits):
+        labels = {}
+        for k in splits:
+            y = np.asarray(label_arrays[f"{k}_labels"])
+            if y.shape != (splits[k].shape[0],) or not np.all(y == np.round(y)):
+                raise ValueError(f"{str(path)!r}: {k}_labels must hold one integer label per {k} row")
+            labels[k] = y.astype(np.int64)
+    return RawSource(str(path.resolve()), splits, image_shape=image_shape, labels=labels)
 
 
 def _fashion_dir() -> Optional[Path]:
@@ -353,15 +402,36 @@ def load_fashion_mnist(root: "str | os.PathLike[str] | None" = None) -> Tuple[np
     return read_idx(folder / "train-images-idx3-ubyte.gz"), read_idx(folder / "t10k-images-idx3-ubyte.gz")
 
 
+def load_fashion_mnist_labels(root: "str | os.PathLike[str] | None" = None) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """The Fashion-MNIST class labels ``(train (60000,), test (10000,))`` in 0..9, or ``None``
+    where the label files are not beside the images."""
+    folder = Path(root) if root is not None else _fashion_dir()
+    paths = [None if folder is None else folder / f"{part}-labels-idx1-ubyte.gz" for part in ("train", "t10k")]
+    if not all(p is not None and p.is_file() for p in paths):
+        return None
+    return read_idx(paths[0]), read_idx(paths[1])
+
+
 def load_source(source: str) -> RawSource:
     """Raw splits of ``"digits"``, ``"fashion-mnist"`` or a data file path."""
     if source == "digits":
-        splits = {s: digits_split(s)[0].numpy().astype(np.float64) for s in SPLIT_NAMES}
-        return RawSource("digits", splits, image_shape=(8, 8), max_level=DIGITS_MAX_LEVEL)
+        parts = {s: digits_split(s) for s in SPLIT_NAMES}
+        splits = {s: images.numpy().astype(np.float64) for s, (images, _) in parts.items()}
+        labels = {s: y.numpy() for s, (_, y) in parts.items()}
+        return RawSource("digits", splits, image_shape=(8, 8), max_level=DIGITS_MAX_LEVEL, labels=labels,
+                         class_names=[str(d) for d in range(10)])
     if source in ("fashion-mnist", "fashion_mnist"):
         train, test = load_fashion_mnist()
         if train.ndim != 3 or test.shape[1:] != train.shape[1:]:
             raise ValueError(f"Fashion-MNIST files have unexpected shapes {train.shape} and {test.shape}")
+        labels = None
+        found = load_fashion_mnist_labels()
+        if found is not None:
+            train_y, test_y = found
+            if train_y.shape != (len(train),) or test_y.shape != (len(test),):
+                raise ValueError(f"Fashion-MNIST label files do not match the images ({train_y.shape}, {test_y.shape})")
+            labels = {"train": train_y[:-FASHION_MNIST_VALID], "valid": train_y[-FASHION_MNIST_VALID:], "test": test_y}
+            labels = {k: v.astype(np.int64) for k, v in labels.items()}
         image_shape = (int(train.shape[1]), int(train.shape[2]))
         train = train.reshape(len(train), -1).astype(np.float64)
         splits = {
@@ -369,7 +439,8 @@ def load_source(source: str) -> RawSource:
             "valid": train[-FASHION_MNIST_VALID:],
             "test": test.reshape(len(test), -1).astype(np.float64),
         }
-        return RawSource("fashion-mnist", splits, image_shape=image_shape, max_level=255)
+        return RawSource("fashion-mnist", splits, image_shape=image_shape, max_level=255, labels=labels,
+                         class_names=FASHION_MNIST_CLASSES)
     return _file_source(source)
 
 
@@ -437,7 +508,7 @@ def _continuous(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
     dequant = raw.max_level is not None
     splits = {k: torch.from_numpy(v).float() for k, v in raw.splits.items()}
     if dequant:
-        # Same noise as pyro_ar.program.datasets.load_digits(kind="continuous"): stats from seed 0,
+        # Fixed noise: stats from seed 0,
         # every split dequantized with seed 1, so runs and evaluations are reproducible.
         stats_source = dequantize(splits["train"], torch.Generator().manual_seed(0))
         splits = {k: dequantize(v, torch.Generator().manual_seed(1)) for k, v in splits.items()}
@@ -457,6 +528,39 @@ def _continuous(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
     return {k: (v - mean) / std for k, v in splits.items()}
 
 
+def head_names() -> List[str]:
+    """The registered heads, by name: the ``conditional`` values :func:`load_dataset` takes."""
+    return [entry.name for entry in registry.head_entries()]
+
+
+def value_kind(conditional: str) -> str:
+    """``"binary"``, ``"categorical"`` or ``"real"``: what the values of head ``conditional`` are."""
+    try:
+        return registry.head_entry(conditional).cls.value_kind
+    except ValueError:
+        raise ValueError(f"conditional must be one of {head_names()}, got {conditional!r}") from None
+
+
+#: How data are prepared for each kind of value.
+PREPARE = {"binary": _binary, "categorical": _categorical, "real": _continuous}
+
+
+def _one_hot_labels(raw: RawSource, num_classes: Optional[int]) -> Tuple[Dict[str, Tensor], int]:
+    if raw.labels is None:
+        raise ValueError(f"{raw.name} has no class labels, so it cannot give a labels context "
+                         "(the digits and Fashion-MNIST have them; a .npz file may hold 'labels' arrays)")
+    for key, y in raw.labels.items():
+        if y.shape != (raw.splits[key].shape[0],):
+            raise ValueError(f"{raw.name}: the {key} labels have shape {y.shape}, expected ({raw.splits[key].shape[0]},)")
+        if y.size and (y.min() < 0 or not np.issubdtype(y.dtype, np.integer)):
+            raise ValueError(f"{raw.name}: labels must be non-negative integers")
+    top = int(max(y.max() for y in raw.labels.values() if y.size)) + 1
+    num_classes = top if num_classes is None else num_classes
+    if top > num_classes:
+        raise ValueError(f"{raw.name}: a label {top - 1} does not fit the {num_classes} classes of the model")
+    return {k: torch.nn.functional.one_hot(torch.from_numpy(y), num_classes).float() for k, y in raw.labels.items()}, num_classes
+
+
 def load_dataset(
     source: str = "digits",
     conditional: str = "bernoulli",
@@ -465,24 +569,29 @@ def load_dataset(
     threshold: Optional[float] = None,
     preprocessing: Optional[Dict[str, Any]] = None,
     max_train: Optional[int] = None,
+    context: Optional[str] = None,
+    num_classes: Optional[int] = None,
 ) -> DataSet:
-    """Load ``source`` and prepare it for ``conditional``; see the module docstring.
+    """Load ``source`` and prepare it for the head ``conditional``; see the module docstring.
 
     Args:
         source: ``"digits"``, ``"fashion-mnist"`` or a file path.
-        conditional: ``"bernoulli"``, ``"categorical"`` or ``"mog"``.
+        conditional: a registered head's name (``"bernoulli"``, ``"categorical"``, ``"mog"``, ...).
         levels: categorical levels ``K`` (default 4 for images, max + 1 for files).
-        threshold: binarize with ``x > threshold`` (bernoulli; default half the grey range
+        threshold: binarize with ``x > threshold`` (binary heads; default half the grey range
             for images, none for files, which must then hold 0/1).
         preprocessing: a checkpoint's stored preprocessing; overrides ``levels``/``threshold``
             and fixes the standardization statistics instead of refitting them.
         max_train: keep only the first ``max_train`` training rows (quick runs).
+        context: ``None``, or ``"labels"`` for one-hot class labels as each row's context.
+        num_classes: the number of classes of a labels context (default: the largest label + 1).
 
     Returns:
         a :class:`DataSet` with ``(N, n)`` tensors: float 0/1, long, or standardized float.
     """
-    if conditional not in CONDITIONALS:
-        raise ValueError(f"conditional must be one of {list(CONDITIONALS)}, got {conditional!r}")
+    kind = value_kind(conditional)
+    if context not in (None, "labels"):
+        raise ValueError(f"context must be None or 'labels', got {context!r}")
     if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < 1):
         raise ValueError(f"max_train must be a positive int, got {max_train!r}")
     prep: Dict[str, Any] = dict(preprocessing or {})
@@ -494,10 +603,15 @@ def load_dataset(
     raw = load_source(source)
     if max_train is not None:
         raw.splits["train"] = raw.splits["train"][:max_train]
-    prepare = {"bernoulli": _binary, "categorical": _categorical, "mog": _continuous}[conditional]
-    tensors = prepare(raw, prep)
+        if raw.labels is not None:
+            raw.labels["train"] = raw.labels["train"][:max_train]
+    tensors = PREPARE[kind](raw, prep)
     prep = {k: v for k, v in prep.items() if v is not None}
-    log_scale = float(torch.tensor(prep["std"]).log().sum()) if conditional == "mog" else 0.0
+    prep["value_kind"] = kind
+    log_scale = float(torch.tensor(prep["std"]).log().sum()) if kind == "real" else 0.0
+    contexts = None
+    if context == "labels":
+        contexts, num_classes = _one_hot_labels(raw, num_classes)
     return DataSet(
         name=raw.name,
         conditional=conditional,
@@ -507,6 +621,8 @@ def load_dataset(
         preprocessing=prep,
         image_shape=raw.image_shape,
         log_scale=log_scale,
+        contexts=contexts,
+        class_names=raw.class_names if contexts is not None else None,
     )
 
 

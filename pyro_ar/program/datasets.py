@@ -1,88 +1,33 @@
-"""Data sets shipped with pyro_ar, and their standard preprocessing.
+"""Data sets shipped with pyro_ar, prepared for a head: ``load_digits``.
 
 The embedded default is the 8x8 handwritten digits of the UCI "Optical Recognition of
 Handwritten Digits" data (1,797 images, grey levels 0..16; CC BY 4.0, Alpaydin & Kaynak,
-as distributed with scikit-learn), stored in ``pyro_ar/program/data/digits.npz``: no download.
+as distributed with scikit-learn), stored in ``pyro_ar/program/data/digits.npz``: no
+download. The preparation is the one the ``pyro-ar`` program uses
+(:func:`pyro_ar.program.data_files.load_dataset`).
 """
 
 from __future__ import annotations
 
-from importlib import resources
-from typing import Literal, Tuple
-
-import numpy as np
-import torch
 from torch import Tensor
+
+from pyro_ar.program.data_files import load_dataset
+from pyro_ar.program.digits import SPLITS, Split, binarize, dequantize, digits_split, quantize
 
 __all__ = ["load_digits", "digits_split", "binarize", "quantize", "dequantize", "SPLITS"]
 
-Split = Literal["train", "valid", "test", "all"]
-#: Fixed split of the digits (a seeded permutation): 1,197 train, 300 validation, 300 test.
-SPLITS = {"train": (0, 1197), "valid": (1197, 1497), "test": (1497, 1797)}
-_SPLIT_SEED = 20240607
-DIGITS_MAX_LEVEL = 16
 
-
-def _raw_digits() -> Tuple[np.ndarray, np.ndarray]:
-    with resources.files("pyro_ar.program").joinpath("data/digits.npz").open("rb") as f:
-        with np.load(f) as data:
-            return data["images"], data["labels"]
-
-
-def digits_split(split: Split = "train") -> Tuple[Tensor, Tensor]:
-    """Raw digits of one split: ``(images (N, 64) uint8 in 0..16, labels (N,) long)``."""
-    images, labels = _raw_digits()
-    if split == "all":
-        return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS) + ['all']}, got {split!r}")
-    perm = np.random.default_rng(_SPLIT_SEED).permutation(len(images))
-    lo, hi = SPLITS[split]
-    idx = perm[lo:hi]
-    return torch.from_numpy(images[idx]), torch.from_numpy(labels[idx].astype(np.int64))
-
-
-def binarize(images: Tensor, max_level: int = DIGITS_MAX_LEVEL) -> Tensor:
-    """Threshold at half the range: ``(N, n)`` grey levels -> float 0/1."""
-    return (images.float() > max_level / 2).float()
-
-
-def quantize(images: Tensor, levels: int, max_level: int = DIGITS_MAX_LEVEL) -> Tensor:
-    """Grey levels ``0..max_level`` -> ``levels`` equal-width bins, ``torch.long`` in ``0..levels-1``."""
-    if levels < 2:
-        raise ValueError(f"levels must be >= 2, got {levels}")
-    return torch.clamp((images.float() * levels / (max_level + 1)).floor().long(), 0, levels - 1)
-
-
-def dequantize(images: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Integer levels + uniform noise in [0, 1): a continuous version of discrete data."""
-    return images.float() + torch.rand(images.shape, generator=generator)
-
-
-def load_digits(
-    split: Split = "train",
-    kind: Literal["binary", "categorical", "continuous", "raw"] = "binary",
-    levels: int = 4,
-) -> Tensor:
-    """The digits of ``split`` prepared for a kind of conditional: ``(N, 64)``.
+def load_digits(split: Split = "train", kind: str = "bernoulli", levels: int = 4) -> Tensor:
+    """The digits of ``split`` prepared for a head: ``(N, 64)``.
 
     Args:
         split: ``"train"`` (1,197), ``"valid"`` (300), ``"test"`` (300) or ``"all"``.
-        kind: ``"binary"`` (float 0/1, thresholded), ``"categorical"`` (long, ``levels``
-            grey levels), ``"continuous"`` (dequantized, then standardized with the
-            training split's per-pixel mean and std), or ``"raw"`` (uint8 0..16).
+        kind: a head's name, as for ``pyro-ar fit --conditional``: ``"bernoulli"`` (float
+            0/1, thresholded at half the grey range), ``"categorical"`` (long, ``levels``
+            grey levels), ``"mog"`` (dequantized, then standardized with the training split's
+            per-pixel mean and std), or ``"raw"`` (uint8 0..16).
         levels: grey levels for ``"categorical"``.
     """
-    images, _ = digits_split(split)
     if kind == "raw":
-        return images
-    if kind == "binary":
-        return binarize(images)
-    if kind == "categorical":
-        return quantize(images, levels)
-    if kind == "continuous":
-        gen = torch.Generator().manual_seed(0)
-        train = dequantize(digits_split("train")[0], gen)
-        mean, std = train.mean(0), train.std(0).clamp_min(1e-2)
-        return (dequantize(images, torch.Generator().manual_seed(1)) - mean) / std
-    raise ValueError(f"kind must be 'binary', 'categorical', 'continuous' or 'raw', got {kind!r}")
+        return digits_split(split)[0]
+    return load_dataset("digits", kind, levels=levels if kind == "categorical" else None).split(split)

@@ -24,10 +24,16 @@ def _pyplot():
     return plt
 
 
+def _value_kind(preprocessing: Dict[str, Any]) -> str:
+    """The kind of value the preprocessing made (checkpoints before version 2 name the head)."""
+    legacy = {"bernoulli": "binary", "categorical": "categorical", "mog": "real"}
+    return preprocessing.get("value_kind") or legacy.get(preprocessing.get("kind"), "real")
+
+
 def to_data_units(samples: torch.Tensor, preprocessing: Dict[str, Any]) -> np.ndarray:
     """Model-space samples ``(N, n)`` -> float64 values in data units (mog: un-standardized)."""
     x = samples.double().cpu()
-    if preprocessing.get("kind") == "mog":
+    if _value_kind(preprocessing) == "real":
         x = x * torch.tensor(preprocessing["std"], dtype=torch.float64) + torch.tensor(
             preprocessing["mean"], dtype=torch.float64
         )
@@ -36,8 +42,8 @@ def to_data_units(samples: torch.Tensor, preprocessing: Dict[str, Any]) -> np.nd
 
 def _intensity(values: np.ndarray, preprocessing: Dict[str, Any]) -> np.ndarray:
     """Data-unit values -> grey intensities in [0, 1] for plotting."""
-    kind = preprocessing.get("kind")
-    if kind == "bernoulli":
+    kind = _value_kind(preprocessing)
+    if kind == "binary":
         return values
     if kind == "categorical":
         return values / max(int(preprocessing["levels"]) - 1, 1)
@@ -49,9 +55,14 @@ def _intensity(values: np.ndarray, preprocessing: Dict[str, Any]) -> np.ndarray:
 
 
 def save_sample_grid(
-    values: np.ndarray, path: Path, preprocessing: Dict[str, Any], image_shape: Optional[Sequence[int]]
+    values: np.ndarray,
+    path: Path,
+    preprocessing: Dict[str, Any],
+    image_shape: Optional[Sequence[int]],
+    columns: Optional[int] = None,
 ) -> None:
-    """A PNG grid of samples ``(N, n)``: images when ``n`` is a square (or ``image_shape``), else rows."""
+    """A PNG grid of samples ``(N, n)``: images when ``n`` is a square (or ``image_shape``), else
+    rows; ``columns`` images per grid row (default: a square grid)."""
     plt = _pyplot()
     grey = _intensity(values, preprocessing)
     num, n = grey.shape
@@ -63,7 +74,7 @@ def save_sample_grid(
         ax.set_xlabel("variable")
         ax.set_ylabel("sample")
     else:
-        cols = math.ceil(math.sqrt(num))
+        cols = columns or math.ceil(math.sqrt(num))
         rows = math.ceil(num / cols)
         h, w = shape
         canvas = np.ones((rows * (h + 1) + 1, cols * (w + 1) + 1))

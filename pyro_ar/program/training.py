@@ -9,6 +9,10 @@ group (gloo on CPU, nccl on CUDA); ``train`` then wraps :class:`NegativeLogLikel
 gets ``batch_size / world_size`` rows of the same global batch) and averages metrics with
 ``all_reduce``, so that N processes follow the same trajectory as one, within float noise.
 
+Conditional models ``p(x | context)`` train on rows with a context each (for example
+one-hot class labels): pass ``train_context``/``valid_context`` (``(N, c)``, row-aligned with
+the data) to :func:`train` and ``context`` to :func:`evaluate_nll`.
+
 NLLs are in nats per example; :func:`bits_per_dim` converts (``nats / (n ln 2)``).
 """
 
@@ -145,27 +149,40 @@ def bits_per_dim(nats: float, event_size: int) -> float:
     return nats / (event_size * math.log(2.0))
 
 
+def _check_context_rows(data: Tensor, context: Optional[Tensor], what: str) -> None:
+    if context is not None and (context.dim() != 2 or context.shape[0] != data.shape[0]):
+        raise ValueError(
+            f"the {what} context must have one row per {what} row, shape ({data.shape[0]}, c); "
+            f"got {tuple(context.shape)}"
+        )
+
+
 @torch.no_grad()
 def evaluate_nll(
     net: AutoregressiveModel,
     data: Tensor,
     batch_size: int = 1000,
     info: Optional[DistributedInfo] = None,
+    context: Optional[Tensor] = None,
 ) -> float:
-    """Mean negative log-likelihood in nats per example of ``data: (N, n)``.
+    """Mean negative log-likelihood in nats per example of ``data: (N, n)`` (given
+    ``context: (N, c)`` for a conditional model).
 
     MADE ensembles are scored as their exact mixture. Under a process group each process
     scores rows ``rank::world_size`` and the sums are all-reduced.
     """
+    _check_context_rows(data, context, "evaluation")
     info = info or DistributedInfo(device=next(net.parameters()).device)
     was_training = net.training
     net.eval()
     rows = data[info.rank :: info.world_size]
+    ctx_rows = None if context is None else context[info.rank :: info.world_size]
     total = 0.0
-    dist_ = net()
+    unconditional = net() if context is None else None
     for start in range(0, rows.shape[0], batch_size):
         batch = rows[start : start + batch_size].to(info.device)
-        total += float(-dist_.log_prob(batch).double().sum())
+        d = unconditional if ctx_rows is None else net(ctx_rows[start : start + batch_size].to(info.device))
+        total += float(-d.log_prob(batch).double().sum())
     net.train(was_training)
     total, count = _all_sum([total, float(rows.shape[0])], info)
     return total / count
@@ -203,6 +220,8 @@ def train(
     train_data: Tensor,
     valid_data: Tensor,
     *,
+    train_context: Optional[Tensor] = None,
+    valid_context: Optional[Tensor] = None,
     epochs: int = 50,
     batch_size: int = 100,
     lr: float = 1e-3,
@@ -217,6 +236,7 @@ def train(
     Args:
         net: the model (already on ``info.device``); trained in place.
         train_data, valid_data: ``(N, n)`` values prepared for the model's head.
+        train_context, valid_context: ``(N, c)`` contexts of those rows, for a conditional model.
         epochs: the most epochs to run.
         batch_size: the *global* minibatch size (divisible by the number of processes).
         lr: Adam's learning rate.
@@ -232,6 +252,8 @@ def train(
     for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
         _check_positive(name, value)
     _check_positive("lr", lr, float)
+    _check_context_rows(train_data, train_context, "training")
+    _check_context_rows(valid_data, valid_context, "validation")
     info = info or DistributedInfo(device=next(net.parameters()).device)
     if batch_size % info.world_size:
         raise ValueError(f"batch_size={batch_size} must be divisible by the number of processes ({info.world_size})")
@@ -269,9 +291,11 @@ def train(
             order = torch.tensor(list(iter(sampler)), dtype=torch.long)
             loss_sum, loss_count = 0.0, 0
             for start in range(0, order.numel(), local_batch):
-                batch = train_data[order[start : start + local_batch]].to(info.device)
+                rows = order[start : start + local_batch]
+                batch = train_data[rows].to(info.device)
+                context = None if train_context is None else train_context[rows].to(info.device)
                 mask_index = int(torch.randint(num_masks, (), generator=mask_gen)) if num_masks > 1 else None
-                loss = loss_module(batch, None, mask_index)
+                loss = loss_module(batch, context, mask_index)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -289,7 +313,12 @@ def train(
                 bar.set_postfix(loss=f"{loss_sum / loss_count:.3f}", refresh=False)
             total, count = _all_sum([loss_sum, float(loss_count)], info)
             history.train_loss.append(total / count)
-            valid = evaluate_nll(net, valid_data, eval_batch_size, info)
+            valid = evaluate_nll(net, valid_data, eval_batch_size, info, context=valid_context)
+            if not math.isfinite(valid):
+                raise FloatingPointError(
+                    f"the validation NLL became {valid} at epoch {epoch}: the validation split holds values the "
+                    "model cannot score"
+                )
             history.valid_nll.append(valid)
             history.epochs_run = epoch
             bar.set_postfix(loss=f"{total / count:.3f}", valid=f"{valid:.3f}", refresh=True)
