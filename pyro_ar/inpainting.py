@@ -6,17 +6,7 @@ math and the rules: exact when the observed variables come first in the order; a
 ensemble weights its members by their posterior). These functions are thin wrappers kept
 for convenience.
 
-Example:
-    >>> import torch, pyro_ar
-    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
-    <torch._C.Generator object at ...>
-    >>> d = pyro_ar.NADE(event_size=4, hidden_size=8, order="reverse")()
-    >>> x = torch.tensor([0.0, 0.0, 1.0, 1.0])
-    >>> mask = torch.tensor([False, False, True, True])  # x_3, x_2 come first in the order
-    >>> conditional_sample(d, x, mask, (5,)).shape
-    torch.Size([5, 4])
-    >>> marginal_log_prob(d, x, mask).shape
-    torch.Size([])
+See :mod:`pyro_ar.distributions.conditioned` for an example.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ one call; ``net(context)`` gives a :class:`pyro_ar.distributions.NADE` whose par
 the module's, so ``pyro.module("ar", net)`` and optimizers see them.
 
 Every factory is made from the registry by :func:`factory`: its signature is its
-conditioner's constructor with the head-derived arguments (``input_size``, ``param_size``,
-``initial_bias``) replaced by one ``conditional`` head, and it records the arguments it was
-called with (:meth:`RegisteredModel.config`), so that checkpoints rebuild the same model.
+conditioner's options, ``(event_size, <the model's own options>, *, conditional, context_size,
+order, seed)`` (the head-derived ``input_size``, ``param_size``, ``initial_bias`` replaced
+by one ``conditional`` head), and it records the arguments it was called with (:meth:`RegisteredModel.config`), so that checkpoints rebuild the same model.
 A new model is one conditioner file ending in ``register_conditioner(...)``; its factory is
 ``pyro_ar.<ClassName>`` (or ``pyro_ar.models.factory(name)``).
 """
@@ -24,7 +24,7 @@ from pyro_ar import registry
 from pyro_ar.conditionals import Bernoulli, Conditional
 from pyro_ar.distributions import Autoregressive, Ensemble, JointDistribution, named_distribution
 from pyro_ar.nn.base import Conditioner
-from pyro_ar.registry import HEAD_ARGUMENTS, ConditionerEntry
+from pyro_ar.registry import ConditionerEntry
 
 __all__ = ["AutoregressiveModel", "RegisteredModel", "factory", "register", "head_config", "head_from_config"]
 
@@ -162,17 +162,18 @@ class RegisteredModel(AutoregressiveModel):
             raise ValueError(f"invalid {cls.__name__} config: {err}") from err
 
 
-def _factory_signature(cls: type) -> inspect.Signature:
-    """The conditioner's constructor, ``input_size``/``param_size``/``initial_bias`` replaced by
-    ``conditional`` (where ``input_size`` stood)."""
-    params = []
-    for p in list(inspect.signature(cls.__init__).parameters.values())[1:]:
-        if p.name == HEAD_ARGUMENTS[0]:
-            params.append(inspect.Parameter("conditional", p.POSITIONAL_OR_KEYWORD, default=None,
-                                            annotation=Optional[Conditional]))
-        elif p.name not in HEAD_ARGUMENTS:
-            params.append(p)
-    return inspect.Signature(params)
+def _factory_signature(entry: ConditionerEntry) -> inspect.Signature:
+    """``(event_size, <the model's options>, *, conditional=None, context_size=None, order=None,
+    seed=None)``: the conditioner's options with the head-derived ones replaced by ``conditional``."""
+    positional, keyword = [], [inspect.Parameter("conditional", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                                 annotation=Optional[Conditional])]
+    for o in entry.options:
+        universal = o.name in registry.UNIVERSAL_ARGUMENTS and o.name != "event_size"
+        kind = inspect.Parameter.KEYWORD_ONLY if universal else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        (keyword if universal else positional).append(
+            inspect.Parameter(o.name, kind, default=o.default, annotation=o.annotation)
+        )
+    return inspect.Signature(positional + keyword)
 
 
 def _factory_doc(entry: ConditionerEntry) -> str:
@@ -203,7 +204,7 @@ def factory(name: Union[str, ConditionerEntry]) -> type:
             {
                 "entry": entry,
                 "distribution_class": entry.distribution_class,
-                "__signature__": _factory_signature(entry.cls),
+                "__signature__": _factory_signature(entry),
                 "__doc__": _factory_doc(entry),
                 "__module__": "pyro_ar.models",
                 "__qualname__": entry.class_name,

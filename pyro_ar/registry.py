@@ -136,7 +136,7 @@ def _docstring_args(cls: type) -> Dict[str, str]:
             continue
         if line and not line.startswith(" "):  # the next section
             break
-        match = re.match(r"^    (\w+)(?: \([^)]*\))?: (.*)$", line)
+        match = re.match(r"^    (\*{0,2}\w+)(?: \([^)]*\))?: (.*)$", line)
         if match:
             current = match.group(1)
             out[current] = match.group(2).strip()
@@ -146,18 +146,28 @@ def _docstring_args(cls: type) -> Dict[str, str]:
 
 
 def _options(cls: type, drop: Tuple[str, ...] = ()) -> Tuple[Option, ...]:
+    """The constructor options of ``cls``; ``**common`` stands for those of the nearest base
+    class whose constructor names its own (a conditioner's base declares the shared ones)."""
     if cls.__init__ is object.__init__:
         return ()
-    signature = inspect.signature(cls.__init__)
-    hints = typing.get_type_hints(cls.__init__, include_extras=False)
+    init = inspect.unwrap(cls.__init__)
+    signature = inspect.signature(init)
+    hints = typing.get_type_hints(init, include_extras=False)
     helps = _docstring_args(cls)
-    options = []
+    options, passed_on = [], False
     for p in list(signature.parameters.values())[1:]:
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise TypeError(f"{cls.__name__}.__init__ must name every option (no *args/**kwargs) to be registered")
-        if p.name in drop:
-            continue
-        options.append(Option(p.name, hints.get(p.name, Any), p.default, helps.get(p.name, "")))
+        if p.kind is p.VAR_POSITIONAL:
+            raise TypeError(f"{cls.__name__}.__init__ must name its options (no *args) to be registered")
+        if p.kind is p.VAR_KEYWORD:
+            passed_on = True
+        elif p.name not in drop:
+            options.append(Option(p.name, hints.get(p.name, Any), p.default, helps.get(p.name, "")))
+    if passed_on:
+        base = next((b for b in cls.__mro__[1:] if "__init__" in vars(b)), None)
+        if base is None or base is object:
+            raise TypeError(f"{cls.__name__}.__init__ passes **kwargs to no base class that names them")
+        own = {o.name for o in options}
+        options += [o for o in _options(base, drop) if o.name not in own]
     return tuple(options)
 
 
@@ -203,9 +213,9 @@ def register_conditioner(
 ) -> ConditionerEntry:
     """Register a conditioner class (a :class:`pyro_ar.nn.Conditioner`).
 
-    Its constructor must take ``event_size`` and the head-derived ``input_size``,
-    ``param_size`` and ``initial_bias`` (:data:`HEAD_ARGUMENTS`); every other argument is an
-    option of the model. Prefer :func:`pyro_ar.models.register`, which also builds the
+    Its constructor must take ``event_size`` and (usually through ``**common``, passed on
+    to :class:`pyro_ar.nn.Conditioner`) the head-derived ``input_size``, ``param_size`` and
+    ``initial_bias`` (:data:`HEAD_ARGUMENTS`); every other argument is an option of the model. Prefer :func:`pyro_ar.models.register`, which also builds the
     factory and the distribution class.
 
     Returns:
@@ -213,8 +223,8 @@ def register_conditioner(
     """
     name = cls.__name__.lower() if name is None else name
     _check_name(name, _CONDITIONERS, cls, "conditioner")
-    params = inspect.signature(cls.__init__).parameters
-    missing = [a for a in HEAD_ARGUMENTS if a not in params]
+    declared = {o.name for o in _options(cls)}
+    missing = [a for a in HEAD_ARGUMENTS if a not in declared]
     if missing:
         raise TypeError(f"{cls.__name__}.__init__ must take the head-derived arguments {list(HEAD_ARGUMENTS)}; "
                         f"missing {missing}")

@@ -81,15 +81,29 @@ def test_checkpoint_is_plain_for_weights_only_loading(tmp_path):
     net = pyro_ar.NADE(event_size=3, hidden_size=2, conditional=MixtureOfGaussians(2))
     pyro_ar.save(net, tmp_path / "n.pt", info={"a": 1})
     payload = torch.load(tmp_path / "n.pt", weights_only=True)
-    assert payload["format"] == FORMAT and payload["version"] == VERSION and payload["model"] == "NADE"
-    assert payload["hparams"]["conditional"] == {"type": "MixtureOfGaussians", "num_components": 2, "min_scale": 1e-2}
-    assert payload["hparams"]["hidden_size"] == 2 and payload["extra"] == {"info": {"a": 1}}
+    assert payload["format"] == FORMAT and payload["version"] == VERSION == 2 and payload["model"] == "nade"
+    assert payload["config"]["conditional"] == {"name": "mog", "num_components": 2, "min_scale": 1e-2}
+    assert payload["config"]["hidden_size"] == 2 and payload["extra"] == {"info": {"a": 1}}
+
+
+def test_version_1_checkpoints_still_load(tmp_path):
+    """Version 1 stored the factory class name, ``hparams`` and heads as ``{"type": ...}``."""
+    net = pyro_ar.MADE(event_size=3, hidden_sizes=[5], conditional=Categorical(3), num_masks=2)
+    config = dict(net.config())
+    config["conditional"] = {"type": "Categorical", "num_categories": 3}
+    payload = {"format": FORMAT, "version": 1, "model": "MADE", "hparams": config,
+               "state_dict": net.state_dict(), "extra": {"a": 1}}
+    torch.save(payload, tmp_path / "v1.pt")
+    ckpt = load_checkpoint(tmp_path / "v1.pt")
+    assert type(ckpt.model) is pyro_ar.MADE and ckpt.model.conditional == Categorical(3) and ckpt.extra == {"a": 1}
+    x = torch.randint(0, 3, (5, 3))
+    assert torch.equal(ckpt.model().log_prob(x), net().log_prob(x))
 
 
 def test_tensor_order_is_stored_as_a_list(tmp_path):
     net = pyro_ar.FVSBN(event_size=3, order=torch.tensor([2, 0, 1]))
     pyro_ar.save(net, tmp_path / "f.pt")
-    assert torch.load(tmp_path / "f.pt", weights_only=True)["hparams"]["order"] == [2, 0, 1]
+    assert torch.load(tmp_path / "f.pt", weights_only=True)["config"]["order"] == [2, 0, 1]
     assert pyro_ar.load(tmp_path / "f.pt").conditioner.orders.tolist() == [[2, 0, 1]]
 
 
@@ -99,7 +113,7 @@ def test_save_refuses_what_it_cannot_store(tmp_path):
         pyro_ar.save(net, tmp_path / "x.pt", bad=object())
     with pytest.raises(TypeError, match="keys must be strings"):
         pyro_ar.save(net, tmp_path / "x.pt", bad={1: 2})
-    with pytest.raises(TypeError, match="can only save"):
+    with pytest.raises(TypeError, match="only models made by a registered factory"):
         pyro_ar.save(torch.nn.Linear(2, 2), tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
 
@@ -193,14 +207,20 @@ def test_non_finite_parameters(good):
         pyro_ar.load(good)
 
 
-def test_bad_hparams_and_heads(good):
+def test_bad_config_and_heads(good):
     payload = torch.load(good, weights_only=True)
-    hparams = dict(payload["hparams"], event_size=0)
-    with pytest.raises(ValueError, match="invalid hparams for MADE: event_size must be >= 1"):
-        pyro_ar.load(_rewrite(good, hparams=hparams))
-    hparams = dict(payload["hparams"], conditional={"type": "Poisson"})
-    with pytest.raises(ValueError, match="unknown conditional type 'Poisson'"):
-        pyro_ar.load(_rewrite(good, hparams=hparams))
-    hparams = dict(payload["hparams"], conditional={"type": "Categorical", "num_categories": 1})
-    with pytest.raises(ValueError, match="conditional .* is invalid: num_categories must be >= 2"):
-        pyro_ar.load(_rewrite(good, hparams=hparams))
+    config = dict(payload["config"], event_size=0)
+    with pytest.raises(ValueError, match="invalid config for made: event_size must be >= 1"):
+        pyro_ar.load(_rewrite(good, config=config))
+    config = dict(payload["config"], conditional={"name": "poisson"})
+    with pytest.raises(ValueError, match="unknown conditional 'poisson'"):
+        pyro_ar.load(_rewrite(good, config=config))
+    config = dict(payload["config"], conditional={"name": "categorical", "num_categories": 1})
+    with pytest.raises(ValueError, match="invalid config for made: num_categories must be >= 2"):
+        pyro_ar.load(_rewrite(good, config=config))
+    config = dict(payload["config"], conditional={"name": "categorical", "levels": 3})
+    with pytest.raises(ValueError, match=r"Categorical has no options \['levels'\]"):
+        pyro_ar.load(_rewrite(good, config=config))
+    config = dict(payload["config"], width=3)
+    with pytest.raises(ValueError, match=r"MADE has no options \['width'\]"):
+        pyro_ar.load(_rewrite(good, config=config))

@@ -116,10 +116,16 @@ def test_expected_square_gradient_matches_closed_form():
 
 
 def test_rsample_without_grad_is_the_plain_sample():
+    """Without gradients, the surrogate's value is exactly the ancestral sample: the component
+    drawn from the mixture weights, then a normal draw in it, with the same random numbers."""
+    logits, means, scales = random_mixture(400, 3)
     torch.manual_seed(3)
-    logits, means, scales = random_mixture(4, 2)
     x = mixture_rsample(logits, means, scales)
-    assert x.shape == (4,) and not x.requires_grad
+    assert x.shape == (400,) and not x.requires_grad
+    torch.manual_seed(3)
+    k = torch.distributions.Categorical(logits=logits).sample().unsqueeze(-1)
+    plain = torch.distributions.Normal(means.gather(-1, k), scales.gather(-1, k)).sample().squeeze(-1)
+    assert torch.equal(x, plain)
 
 
 def test_bad_mixture_parameters_raise():

@@ -188,16 +188,9 @@ class Autoregressive(JointDistribution):
 
     # ---- sampling ----------------------------------------------------------------------
 
-    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        """Draw ``sample_shape + batch_shape + (n,)`` values, one variable (or block) at a time."""
-        with torch.no_grad():
-            return self.sample_clamped(sample_shape)
-
-    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        """A reparameterized sample (mixture-of-Gaussians heads), differentiable in the parameters."""
-        if not self.has_rsample:
-            raise NotImplementedError(f"{self.conditional!r} conditionals have no reparameterized sampler")
-        return self.sample_clamped(sample_shape, reparameterized=True)
+    def _draw(self, sample_shape: Sequence[int], reparameterized: bool) -> Tensor:
+        # One variable (or block of variables) at a time.
+        return self.sample_clamped(sample_shape, reparameterized=reparameterized)
 
     def sample_clamped(
         self,
@@ -223,7 +216,7 @@ class Autoregressive(JointDistribution):
         batch = shape[:-1]
         dtype, device = self.param_dtype_device()
         if batch.numel() == 0:
-            return torch.empty(shape, dtype=self.conditional.sample_dtype(dtype), device=device)
+            return self._empty_sample(sample_shape)
         context = None if self.context is None else self.context.expand(batch + self.context.shape[-1:])
         head, n, order = self.conditional, self.event_size, self.order
         if observed is not None:  # into step order, like everything below

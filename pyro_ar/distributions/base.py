@@ -171,6 +171,27 @@ class JointDistribution(TorchDistribution):
         # Terms with p(x) = 0 contribute nothing (0 * -inf would be NaN).
         return -torch.where(lp > -math.inf, lp.exp() * lp, torch.zeros_like(lp)).sum(0)
 
+    # ---- sampling ----------------------------------------------------------------------
+
+    def _draw(self, sample_shape: Sequence[int], reparameterized: bool) -> Tensor:
+        """``sample_shape + batch_shape + (n,)`` draws; with ``reparameterized``, differentiable."""
+        raise NotImplementedError
+
+    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        """Draw ``sample_shape + batch_shape + (n,)`` values (of the head's sample dtype)."""
+        with torch.no_grad():
+            return self._draw(sample_shape, False)
+
+    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
+        """A reparameterized sample (mixture-of-Gaussians heads), differentiable in the parameters."""
+        if not self.has_rsample:
+            raise NotImplementedError(f"{self.conditional!r} conditionals have no reparameterized sampler")
+        return self._draw(sample_shape, True)
+
+    def _empty_sample(self, sample_shape: Sequence[int]) -> Tensor:
+        dtype, device = self.param_dtype_device()
+        return torch.empty(self._extended_shape(sample_shape), dtype=self.conditional.sample_dtype(dtype), device=device)
+
     # ---- derived distributions -----------------------------------------------------------
 
     def tempered(self, temperature: float) -> "JointDistribution":

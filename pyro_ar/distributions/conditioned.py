@@ -181,15 +181,9 @@ class ConditionedAutoregressive(JointDistribution):
         differs = (self.observed_mask & (value != self.observed.to(value.dtype))).any(-1)
         return torch.where(differs, torch.full((), -math.inf, dtype=lp.dtype, device=lp.device), out)
 
-    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        """``sample_shape + B + (n,)`` completions; the observed values are kept."""
-        with torch.no_grad():
-            return self.base.sample_clamped(sample_shape, self.observed, self.observed_mask)
-
-    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        if not self.has_rsample:
-            raise NotImplementedError(f"{self.conditional!r} conditionals have no reparameterized sampler")
-        return self.base.sample_clamped(sample_shape, self.observed, self.observed_mask, reparameterized=True)
+    def _draw(self, sample_shape: Sequence[int], reparameterized: bool) -> Tensor:
+        # The chain's loop with the observed values clamped.
+        return self.base.sample_clamped(sample_shape, self.observed, self.observed_mask, reparameterized=reparameterized)
 
     def expand(self, batch_shape: Sequence[int], _instance=None) -> "ConditionedAutoregressive":
         batch_shape = torch.Size(batch_shape)
@@ -295,11 +289,11 @@ class ConditionedEnsemble(JointDistribution):
         return torch.logsumexp(self.log_weights + lps, -1)
 
     def _draw(self, sample_shape: Sequence[int], reparameterized: bool) -> Tensor:
+        # Each row draws its member from the posterior weights, then that member's completion.
         full = torch.Size(sample_shape) + self.batch_shape
-        dtype, device = self.param_dtype_device()
         n = self.event_size
         if full.numel() == 0:
-            return torch.empty(full + (n,), dtype=self.conditional.sample_dtype(dtype), device=device)
+            return self._empty_sample(sample_shape)
         choice = torch.distributions.Categorical(logits=self.log_weights).sample(torch.Size(sample_shape))
         expanded = [c.expand(full) for c in self.components]
         x = draw_by_member(
@@ -307,16 +301,6 @@ class ConditionedEnsemble(JointDistribution):
         )
         return x.reshape(full + (n,))
 
-    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        """``sample_shape + B + (n,)``: each row draws its member from the posterior weights,
-        then that member's completion."""
-        with torch.no_grad():
-            return self._draw(sample_shape, False)
-
-    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        if not self.has_rsample:
-            raise NotImplementedError(f"{self.conditional!r} conditionals have no reparameterized sampler")
-        return self._draw(sample_shape, True)
 
     def expand(self, batch_shape: Sequence[int], _instance=None) -> "ConditionedEnsemble":
         batch_shape = torch.Size(batch_shape)

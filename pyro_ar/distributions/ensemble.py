@@ -85,11 +85,12 @@ class Ensemble(JointDistribution):
         return torch.logsumexp(lps, 0) - math.log(lps.shape[0])
 
     def _draw(self, sample_shape: Sequence[int], reparameterized: bool) -> Tensor:
+        # Each row from a uniformly chosen member (the choice does not depend on the parameters).
         shape = self._extended_shape(sample_shape)
         full = shape[:-1]
-        dtype, device = self.param_dtype_device()
         if full.numel() == 0:
-            return torch.empty(shape, dtype=self.conditional.sample_dtype(dtype), device=device)
+            return self._empty_sample(sample_shape)
+        _, device = self.param_dtype_device()
         choice = torch.randint(self.num_members, (full.numel(),), device=device)
 
         def draw(m: int, index: Tensor) -> Tensor:
@@ -98,16 +99,6 @@ class Ensemble(JointDistribution):
 
         return draw_by_member(choice, self.num_members, draw).reshape(shape)
 
-    def sample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        """``sample_shape + batch_shape + (n,)``; each row from a uniformly chosen member."""
-        with torch.no_grad():
-            return self._draw(sample_shape, False)
-
-    def rsample(self, sample_shape: Sequence[int] = torch.Size()) -> Tensor:
-        """Reparameterized draws (the member choice does not depend on the parameters)."""
-        if not self.has_rsample:
-            raise NotImplementedError(f"{self.conditional!r} conditionals have no reparameterized sampler")
-        return self._draw(sample_shape, True)
 
     def expand(self, batch_shape: Sequence[int], _instance=None) -> "Ensemble":
         return Ensemble([m.expand(batch_shape) for m in self.members], validate_args=self._validate_args)

@@ -121,15 +121,22 @@ class Conditioner(nn.Module):
     Not an ``abc.ABC``: ABCMeta would clash with ``PyroModule``'s metaclass, and converting a
     conditioner with ``pyro.nn.module.to_pyro_module_`` (for priors on its weights) must work.
 
+    The arguments every conditioner takes are declared here once; a subclass names its own
+    options and passes the rest on, ``def __init__(self, event_size, hidden_size=64, **common)``.
     Its constructor arguments are recorded as they were given (``config()``), so that
     :meth:`from_config` rebuilds the same network; a subclass registers itself with
-    :func:`pyro_ar.models.register`.
+    :func:`pyro_ar.registry.register_conditioner` (or :func:`pyro_ar.register`).
+
+    The base registers the ``orders`` buffer of one order, ``(1, n)``; a conditioner with
+    several members (MADE) replaces it with its own ``(M, n)``.
 
     Args:
         event_size: ``n``, the number of variables.
         input_size: ``I``, features per variable fed back (1 binary/continuous, K one-hot).
         param_size: ``P``, parameters per variable that the conditional head needs.
-        context_size: ``c``, or ``None`` for an unconditional model.
+        context_size: ``c`` for a conditional model ``p(x | context)``, or ``None``.
+        order: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation of ``0..n-1``.
+        seed: the seed of a random order (and of any other random structure).
         initial_bias: ``(P,)`` starting output bias of every variable.
     """
 
@@ -142,9 +149,12 @@ class Conditioner(nn.Module):
     def __init__(
         self,
         event_size: int,
-        input_size: int,
-        param_size: int,
-        context_size: Optional[int],
+        *,
+        input_size: int = 1,
+        param_size: int = 1,
+        context_size: Optional[int] = None,
+        order: OrderSpec = None,
+        seed: Optional[int] = None,
         initial_bias: Optional[Tensor] = None,
     ):
         super().__init__()
@@ -161,8 +171,12 @@ class Conditioner(nn.Module):
         # every output directly (so even the first variable in the order sees it).
         self.output_bias = nn.Parameter(bias.repeat(event_size, 1))
         self.context_to_params = None if context_size is None else nn.Linear(context_size, event_size * param_size, bias=False)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ValueError(f"seed must be None or an int, got {seed!r}")
+        self.seed = seed
+        self.register_buffer("orders", make_order(order, self.event_size, seed).unsqueeze(0))
 
-    # ``orders`` is registered by each subclass as a (M, n) long buffer.
+    #: ``(M, n)`` long: the order of each member.
     orders: Tensor
 
     # ---- configuration -------------------------------------------------------------------
@@ -294,6 +308,8 @@ def _recording_config(init):
     """Wrap a conditioner's ``__init__`` so that the outermost call records its arguments."""
     signature = inspect.signature(init)
 
+    passed_on = [p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD]
+
     @functools.wraps(init)
     def wrapped(self, *args, **kwargs):
         outermost = "_config" not in self.__dict__
@@ -302,8 +318,18 @@ def _recording_config(init):
             bound.apply_defaults()
             arguments = dict(bound.arguments)
             arguments.pop(next(iter(signature.parameters)))  # self
+            for name in passed_on:  # **common: the base's arguments, with the base's defaults
+                arguments.update({**_BASE_DEFAULTS, **arguments.pop(name)})
             object.__setattr__(self, "_config", arguments)
         init(self, *args, **kwargs)
 
     wrapped._records_config = True
     return wrapped
+
+
+#: The defaults of the arguments every conditioner takes (recorded for ``**common``).
+_BASE_DEFAULTS = {
+    p.name: p.default
+    for p in inspect.signature(Conditioner.__init__).parameters.values()
+    if p.default is not p.empty
+}

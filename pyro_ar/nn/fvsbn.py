@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 from torch import Tensor, nn
 
-from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, OrderSpec, make_order
+from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState
 from pyro_ar.registry import register_conditioner
 
 __all__ = ["FVSBN"]
@@ -27,12 +27,8 @@ class FVSBN(Conditioner):
 
     Args:
         event_size: ``n``.
-        input_size: features per variable fed back (1, or K for one-hot).
-        param_size: parameters per variable.
-        context_size: ``c`` or ``None``.
-        order: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation.
-        seed: seed of a random order.
-        initial_bias: ``(P,)`` starting output bias.
+        **common: the arguments of every conditioner (:class:`~pyro_ar.nn.Conditioner`):
+            ``input_size``, ``param_size``, ``context_size``, ``order``, ``seed``, ``initial_bias``.
 
     Example:
         >>> net = FVSBN(event_size=4, input_size=1, param_size=1)
@@ -40,20 +36,10 @@ class FVSBN(Conditioner):
         torch.Size([2, 4, 1])
     """
 
-    def __init__(
-        self,
-        event_size: int,
-        input_size: int = 1,
-        param_size: int = 1,
-        context_size: Optional[int] = None,
-        order: OrderSpec = None,
-        seed: Optional[int] = None,
-        initial_bias: Optional[Tensor] = None,
-    ):
-        super().__init__(event_size, input_size, param_size, context_size, initial_bias)
+    def __init__(self, event_size: int, **common: Any):
+        super().__init__(event_size, **common)
         n, i_size, p_size = self.event_size, self.input_size, self.param_size
-        order_ = make_order(order, n, seed)
-        self.register_buffer("orders", order_.unsqueeze(0))
+        order_ = self.order
         rank = torch.empty_like(order_)
         rank[order_] = torch.arange(n)
         allowed = rank.unsqueeze(1) > rank.unsqueeze(0)  # allowed[i, j]: j is before i

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List, Literal, Optional, Sequence
+from typing import Any, List, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
+from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, check_positive_int
 from pyro_ar.registry import register_conditioner
 
 __all__ = ["MADE", "made_degrees"]
@@ -77,16 +77,13 @@ class MADE(Conditioner):
     Args:
         event_size: ``n``.
         hidden_sizes: the width of each hidden layer (at least one layer).
-        input_size: features per variable fed back (1, or K for one-hot).
-        param_size: parameters per variable.
-        context_size: ``c`` or ``None``. The context feeds the first hidden layer and every
-            output directly (so the first variable in the order depends on it too).
         num_masks: ``M >= 1`` members (masks/orders); the model is their exact mixture.
-        order: order of member 0: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation.
         order_agnostic: whether members ``1..M-1`` draw their own random orders.
-        seed: seed of random orders and degrees.
-        initial_bias: ``(P,)`` starting output bias.
         activation: the hidden nonlinearity (``"linear"``: a linear AR model factorized through the layers).
+        **common: the arguments of every conditioner (:class:`~pyro_ar.nn.Conditioner`):
+            ``input_size``, ``param_size``, ``context_size`` (the context feeds the first hidden
+            layer and every output directly, so the first variable depends on it too),
+            ``order`` (of member 0), ``seed`` (of random orders and degrees), ``initial_bias``.
 
     Example:
         >>> net = MADE(event_size=4, hidden_sizes=[16, 16], num_masks=2)
@@ -98,17 +95,13 @@ class MADE(Conditioner):
         self,
         event_size: int,
         hidden_sizes: Sequence[int] = (64,),
-        input_size: int = 1,
-        param_size: int = 1,
-        context_size: Optional[int] = None,
         num_masks: int = 1,
-        order: OrderSpec = None,
         order_agnostic: bool = True,
-        seed: Optional[int] = None,
-        initial_bias: Optional[Tensor] = None,
         activation: Activation = "relu",
+        **common: Any,
     ):
-        super().__init__(event_size, input_size, param_size, context_size, initial_bias)
+        super().__init__(event_size, **common)
+        order, seed, context_size = common.get("order"), self.seed, self.context_size
         if not isinstance(activation, str) or activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
         if isinstance(hidden_sizes, int) or not isinstance(hidden_sizes, Sequence) or len(hidden_sizes) == 0:
@@ -130,7 +123,7 @@ class MADE(Conditioner):
                 # that the random orders of the other members continue it and do not repeat it.
                 member_order = torch.randperm(n, generator=gen)
             elif m == 0:
-                member_order = make_order(order, n, seed)
+                member_order = self.orders[0]
             elif order_agnostic:
                 member_order = torch.randperm(n, generator=gen)
             else:

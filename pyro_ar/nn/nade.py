@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from pyro_ar.nn.base import Conditioner, IncrementalState, OrderSpec, check_positive_int, make_order
+from pyro_ar.nn.base import Conditioner, IncrementalState, check_positive_int
 from pyro_ar.registry import register_conditioner
 
 __all__ = ["NADE", "nade_outputs", "nade_outputs_reference"]
@@ -32,12 +32,8 @@ class NADE(Conditioner):
     Args:
         event_size: ``n``.
         hidden_size: ``d``, the number of hidden units shared by all conditionals.
-        input_size: features per variable fed back (1, or K for one-hot).
-        param_size: parameters per variable.
-        context_size: ``c`` or ``None``.
-        order: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation.
-        seed: seed of a random order.
-        initial_bias: ``(P,)`` starting output bias.
+        **common: the arguments of every conditioner (:class:`~pyro_ar.nn.Conditioner`):
+            ``input_size``, ``param_size``, ``context_size``, ``order``, ``seed``, ``initial_bias``.
 
     Example:
         >>> net = NADE(event_size=4, hidden_size=8)
@@ -45,23 +41,11 @@ class NADE(Conditioner):
         torch.Size([2, 4, 1])
     """
 
-    def __init__(
-        self,
-        event_size: int,
-        hidden_size: int = 64,
-        input_size: int = 1,
-        param_size: int = 1,
-        context_size: Optional[int] = None,
-        order: OrderSpec = None,
-        seed: Optional[int] = None,
-        initial_bias: Optional[Tensor] = None,
-    ):
-        super().__init__(event_size, input_size, param_size, context_size, initial_bias)
+    def __init__(self, event_size: int, hidden_size: int = 64, **common: Any):
+        super().__init__(event_size, **common)
         self.hidden_size = d = check_positive_int("hidden_size", hidden_size)
-        n = self.event_size
-        order_ = make_order(order, n, seed)
-        self.register_buffer("orders", order_.unsqueeze(0))
-        self.register_buffer("inverse_order", torch.argsort(order_))
+        n, context_size = self.event_size, self.context_size
+        self.register_buffer("inverse_order", torch.argsort(self.order))
         self.in_weight = nn.Parameter(torch.empty(n, self.input_size, d).uniform_(-1, 1).mul_(n**-0.5))  # W
         self.hidden_bias = nn.Parameter(torch.zeros(d))  # c
         self.out_weight = nn.Parameter(torch.empty(n, self.param_size, d).uniform_(-1, 1).mul_(d**-0.5))  # V

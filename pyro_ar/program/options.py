@@ -27,15 +27,24 @@ __all__ = ["positive_int", "positive_float", "OptionFlag", "add_option_flags", "
 MAX_SIZE = 1_000_000
 
 
-def positive_int(text: str) -> int:
-    """An int in ``1..MAX_SIZE`` (argparse type)."""
+def _int_in(text: str, low: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not 1 <= value <= MAX_SIZE:
-        raise argparse.ArgumentTypeError(f"expected a positive integer up to {MAX_SIZE}, got {value}")
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not low <= value <= MAX_SIZE:
+        raise argparse.ArgumentTypeError(f"expected a{' positive' if low else 'n'} integer in {low}..{MAX_SIZE}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An int in ``1..MAX_SIZE`` (argparse type)."""
+    return _int_in(text, 1)
+
+
+def _size(text: str) -> int:
+    """An int in ``0..MAX_SIZE`` (the constructor checks its own lower bound)."""
+    return _int_in(text, 0)
 
 
 def positive_float(text: str) -> float:
@@ -46,17 +55,6 @@ def positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"expected a positive finite number, got {value}")
-    return value
-
-
-def _size(text: str) -> int:
-    """An int in ``0..MAX_SIZE`` (the constructor checks its own lower bound)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= value <= MAX_SIZE:
-        raise argparse.ArgumentTypeError(f"expected an integer in 0..{MAX_SIZE}, got {value}")
     return value
 
 
