@@ -111,6 +111,11 @@ def save(net: RegisteredModel, path: PathLike, **extra: Any) -> None:
             :func:`load_checkpoint`.
     """
     config = plain_config(net)
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"cannot save to {str(target)!r}: it is a folder; give a file path such as {str(target / 'model.pt')!r}")
+    if not target.parent.is_dir():
+        raise ValueError(f"cannot save to {str(target)!r}: the folder {str(target.parent)!r} does not exist")
     payload = {
         "format": FORMAT,
         "version": VERSION,
@@ -131,7 +136,12 @@ def _read(path: PathLike, map_location: Any) -> Dict[str, Any]:
     try:
         payload = torch.load(p, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - a damaged file can fail inside the unpickler in many ways
-        raise ValueError(f"{str(p)!r} is not a readable pyro_ar checkpoint (corrupt or truncated file): {err}") from err
+        # torch's own text can run to many lines (advice on weights_only); its first line says what failed.
+        first = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+        raise ValueError(
+            f"{str(p)!r} is not a readable pyro_ar checkpoint (corrupt or truncated file, or one holding "
+            f"objects other than plain values and tensors): {first[:300]}"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{str(p)!r} is not a pyro_ar checkpoint (no 'format': {FORMAT!r} entry)")
     missing = [k for k in ("version", "model", "state_dict") if k not in payload]
@@ -161,10 +171,12 @@ def _build(payload: Dict[str, Any], source: str) -> RegisteredModel:
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()):
         raise ValueError(f"checkpoint {source!r} has a malformed state_dict")
     try:
-        net = model.from_config(config)
+        # Measured on the meta device first: shapes are checked before anything is allocated.
+        with torch.device("meta"):
+            probe = model.from_config(config)
     except (TypeError, ValueError) as err:
         raise ValueError(f"checkpoint {source!r} has an invalid config for {name}: {err}") from err
-    expected = net.state_dict()
+    expected = probe.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
@@ -185,6 +197,7 @@ def _build(payload: Dict[str, Any], source: str) -> RegisteredModel:
             )
         if value.is_floating_point() and not bool(torch.isfinite(value).all()):
             raise ValueError(f"checkpoint {source!r}: parameter {key!r} contains NaN or inf")
+    net = model.from_config(config)
     dtypes = {v.dtype for v in state.values() if v.is_floating_point()}
     if len(dtypes) == 1:  # keep the saved precision (e.g. a float64 model stays float64)
         net = net.to(dtypes.pop())

@@ -15,6 +15,7 @@ A new model is one conditioner file ending in ``register_conditioner(...)``; its
 from __future__ import annotations
 
 import inspect
+import os
 from typing import Any, Dict, Optional, Union
 
 import torch
@@ -90,6 +91,14 @@ class AutoregressiveModel(nn.Module):
         return f"conditional={self.conditional!r}"
 
 
+def memory_limit() -> int:
+    """Half of this machine's physical memory, in bytes (the most a model may take here)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: assume 8 GiB
+        return 4 * 2**30
+
+
 def head_config(head: Conditional) -> Dict[str, Any]:
     """``Categorical(4) -> {"name": "categorical", "num_categories": 4}`` (plain values)."""
     entry = registry.entry_of(head)
@@ -145,6 +154,28 @@ class RegisteredModel(AutoregressiveModel):
         return {**self._options, "conditional": head_config(self.conditional)}
 
     @classmethod
+    def size_in_bytes(cls, *args: Any, **kwargs: Any) -> int:
+        """The bytes of the parameters and buffers the model ``cls(*args, **kwargs)`` would
+        allocate, measured by building it on the ``meta`` device (nothing is allocated)."""
+        with torch.device("meta"):
+            net = cls(*args, **kwargs)
+        return sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers()))
+
+    @classmethod
+    def checked(cls, *args: Any, limit: Optional[int] = None, copies: int = 1, **kwargs: Any) -> "RegisteredModel":
+        """``cls(*args, **kwargs)``, after checking that ``copies`` times its size fits in
+        ``limit`` bytes (default: half of this machine's memory); ``ValueError`` otherwise.
+        (Training holds about four copies: weights, gradients and Adam's two moments.)"""
+        limit = memory_limit() if limit is None else limit
+        need = copies * cls.size_in_bytes(*args, **kwargs)
+        if need > limit:
+            raise ValueError(
+                f"this {cls.__name__} needs about {need / 2**30:.3g} GiB ({copies} x its parameters and buffers), "
+                f"more than the {limit / 2**30:.3g} GiB allowed (half of this machine's memory); use smaller sizes"
+            )
+        return cls(*args, **kwargs)
+
+    @classmethod
     def from_config(cls, config: Dict[str, Any]) -> "RegisteredModel":
         """A model built from :meth:`config`'s dict; ``ValueError`` naming a bad entry."""
         if not isinstance(config, dict):
@@ -157,7 +188,7 @@ class RegisteredModel(AutoregressiveModel):
         if "conditional" in config:
             config["conditional"] = head_from_config(config["conditional"])
         try:
-            return cls(**config)
+            return cls.checked(**config)
         except TypeError as err:
             raise ValueError(f"invalid {cls.__name__} config: {err}") from err
 

@@ -36,6 +36,11 @@ def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     return value
 
 
+#: Orders and other small structure are built on the CPU whatever the default device, so that
+#: a model can be built on the ``meta`` device to measure it (see ``pyro_ar.models``).
+_CPU = torch.device("cpu")
+
+
 def make_order(order: OrderSpec, n: int, seed: Optional[int] = None) -> Tensor:
     """Turn an order specification into a permutation of ``range(n)``, ``(n,)`` long.
 
@@ -46,16 +51,16 @@ def make_order(order: OrderSpec, n: int, seed: Optional[int] = None) -> Tensor:
         seed: the seed of a random order; ``None`` uses 0 so that models are reproducible.
     """
     if order is None:
-        return torch.arange(n)
+        return torch.arange(n, device=_CPU)
     if isinstance(order, str):
         if order == "random":
             gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
-            return torch.randperm(n, generator=gen)
+            return torch.randperm(n, generator=gen, device=_CPU)
         if order == "reverse":
-            return torch.arange(n - 1, -1, -1)
+            return torch.arange(n - 1, -1, -1, device=_CPU)
         raise ValueError(f"order must be None, 'random', 'reverse' or a permutation, got {order!r}")
     try:
-        perm = torch.as_tensor(order)
+        perm = torch.as_tensor(order, device=_CPU)
     except (TypeError, ValueError) as err:
         raise ValueError(f"order must be a permutation of 0..{n - 1}, got {order!r}") from err
     if perm.dtype.is_floating_point or perm.dtype == torch.bool or perm.dtype.is_complex:
@@ -63,7 +68,7 @@ def make_order(order: OrderSpec, n: int, seed: Optional[int] = None) -> Tensor:
     perm = perm.long().cpu()
     if perm.dim() != 1 or perm.numel() != n:
         raise ValueError(f"order must be a permutation of length event_size={n}, got shape {tuple(perm.shape)}")
-    if not torch.equal(perm.sort().values, torch.arange(n)):
+    if not torch.equal(perm.sort().values, torch.arange(n, device=_CPU)):
         raise ValueError(f"order must be a permutation of 0..{n - 1} (each index once), got {perm.tolist()}")
     return perm
 
@@ -171,8 +176,8 @@ class Conditioner(nn.Module):
         # every output directly (so even the first variable in the order sees it).
         self.output_bias = nn.Parameter(bias.repeat(event_size, 1))
         self.context_to_params = None if context_size is None else nn.Linear(context_size, event_size * param_size, bias=False)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be None or an int, got {seed!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+            raise ValueError(f"seed must be None or an int in 0..2**63-1, got {seed!r}")
         self.seed = seed
         self.register_buffer("orders", make_order(order, self.event_size, seed).unsqueeze(0))
 

@@ -34,14 +34,14 @@ def made_degrees(
     degrees = [(rank + 1).repeat_interleave(input_size)]
     for size in hidden_sizes:
         if n == 1:
-            deg = torch.zeros(size, dtype=torch.long)
+            deg = torch.zeros(size, dtype=torch.long, device="cpu")
         elif generator is None and size < n - 1:
-            deg = torch.linspace(1, n - 1, size).round().long()
+            deg = torch.linspace(1, n - 1, size, device="cpu").round().long()
         elif generator is None:
-            deg = torch.arange(size) % (n - 1) + 1
+            deg = torch.arange(size, device="cpu") % (n - 1) + 1
         else:
             low = max(int(degrees[-1].min()), 1)
-            deg = torch.randint(low, n, (size,), generator=generator)
+            deg = torch.randint(low, n, (size,), generator=generator, device="cpu")
         degrees.append(deg)
     return degrees
 
@@ -121,11 +121,11 @@ class MADE(Conditioner):
             if m == 0 and isinstance(order, str) and order == "random":
                 # The first draw of the shared stream (equal to make_order(order, n, seed)), so
                 # that the random orders of the other members continue it and do not repeat it.
-                member_order = torch.randperm(n, generator=gen)
+                member_order = torch.randperm(n, generator=gen, device="cpu")
             elif m == 0:
                 member_order = self.orders[0]
             elif order_agnostic:
-                member_order = torch.randperm(n, generator=gen)
+                member_order = torch.randperm(n, generator=gen, device="cpu")
             else:
                 member_order = orders[0]
             rank = torch.argsort(member_order)
@@ -135,6 +135,11 @@ class MADE(Conditioner):
         # hidden_degrees_l: (M, H_l); masks_l: (M, out, in) for every layer incl. the output.
         for l in range(len(self.hidden_sizes)):
             self.register_buffer(f"hidden_degrees_{l}", torch.stack([d[l + 1] for d in degrees]))
+        # The masks are as large as the weights: built on the default device (degrees are small
+        # and on the CPU), so that a model built on the meta device allocates nothing.
+        here = torch.get_default_device()
+        degrees = [[deg.to(here) for deg in d] for d in degrees]
+        orders = [o.to(here) for o in orders]
         for l in range(len(self.hidden_sizes) + 1):
             if l < len(self.hidden_sizes):
                 masks = [d[l + 1].unsqueeze(1) >= d[l].unsqueeze(0) for d in degrees]

@@ -29,9 +29,17 @@ import torch
 
 from pyro_ar import registry
 from pyro_ar.checkpoint import load_checkpoint, plain_config, save
-from pyro_ar.models import RegisteredModel, factory
+from pyro_ar.models import RegisteredModel, factory, memory_limit
 from pyro_ar.program.data_files import DataSet, head_names, load_dataset
-from pyro_ar.program.options import add_option_flags, head_kwargs, model_kwargs, positive_float, positive_int
+from pyro_ar.program.options import (
+    add_option_flags,
+    finite_float,
+    head_kwargs,
+    model_kwargs,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 from pyro_ar.program.plots import save_learning_curve, save_sample_grid, to_data_units
 from pyro_ar.program.run_dir import StagedDir, UsageError, check_out_dir
 from pyro_ar.program.training import (
@@ -81,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--levels", type=positive_int, help="categorical levels K (default 4 for images, max+1 for files)"
     )
-    fit.add_argument("--threshold", type=float, help="binarize file data with x > T for binary heads")
+    fit.add_argument("--threshold", type=finite_float, help="binarize file data with x > T for binary heads")
     fit.add_argument("--order", choices=sorted(ORDERS), default="identity", help="variable order (default identity)")
     fit.add_argument("--epochs", type=positive_int, default=200, help="maximum epochs (default 200)")
     fit.add_argument("--batch-size", type=positive_int, default=100, help="global minibatch size (default 100)")
@@ -90,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--patience", type=positive_int, default=20, help="early-stopping patience in epochs (default 20)"
     )
     fit.add_argument("--max-train", type=positive_int, help="use only the first N training rows")
-    fit.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    fit.add_argument("--seed", type=random_seed, default=0, help="random seed (default 0)")
     fit.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     fit.add_argument(
         "--threads", type=positive_int, default=1, help="CPU threads per process (default 1: the models are small)"
@@ -107,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--out", default="samples.png", help="output .png (a grid) or .npy (the values)")
     smp.add_argument("--temperature", type=positive_float, default=1.0, help="logit temperature (discrete heads)")
     smp.add_argument("--label", type=int, help="class-conditional models: sample this class (default: every class)")
-    smp.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    smp.add_argument("--seed", type=random_seed, default=0, help="random seed (default 0)")
     smp.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")
 
     ev = sub.add_parser("evaluate", help="report the NLL of a checkpoint on a data split")
@@ -135,7 +143,8 @@ def build_head(args: argparse.Namespace, data: DataSet):
 def build_model(args: argparse.Namespace, data: DataSet) -> RegisteredModel:
     """The model that ``fit`` trains, sized for ``data``: ``--model`` with its flags."""
     model = factory(args.model)
-    return model(
+    return model.checked(
+        copies=4,
         event_size=data.event_size, conditional=build_head(args, data), context_size=data.context_size,
         order=ORDERS[args.order], seed=args.seed, **model_kwargs(args),
     )
@@ -228,6 +237,11 @@ def draw_samples(net: RegisteredModel, num_samples: int, num_classes: Optional[i
                  label: Optional[int] = None) -> Tuple[torch.Tensor, Optional[int]]:
     """``(samples (N, n) on the CPU, columns of the grid)``: unconditional draws, or for a
     class-conditional model ``num_samples`` per class (one grid row per class) or of ``label``."""
+    rows = num_samples * (1 if num_classes is None or label is not None else num_classes)
+    need = rows * net.event_size * (net.conditional.noise_size + 3) * 8  # noise, values, parameters
+    if need > memory_limit():
+        raise UsageError(f"{rows} samples of {net.event_size} variables need about {need / 2**30:.3g} GiB, more than "
+                         f"the {memory_limit() / 2**30:.3g} GiB allowed; ask for fewer")
     if num_classes is None:
         d, columns = net(), None
     else:

@@ -454,6 +454,9 @@ def _first_bad(mask: np.ndarray) -> Tuple[int, int]:
 
 def _binary(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
     threshold = prep.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not math.isfinite(threshold)):
+        raise ValueError(f"the binarization threshold must be a finite number, got {threshold!r}")
     if threshold is None and raw.max_level is not None:
         threshold = raw.max_level / 2
     out = {}
@@ -504,6 +507,21 @@ def _categorical(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
     return {k: torch.from_numpy(v.astype(np.int64)) for k, v in raw.splits.items()}
 
 
+def _stats(prep: Dict[str, Any], key: str, n: int, name: str) -> Tensor:
+    """A stored standardization statistic as ``(n,)`` float32; ``ValueError`` if malformed."""
+    value = prep[key]
+    ok = isinstance(value, (list, tuple, Tensor)) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in (value.tolist() if isinstance(value, Tensor) else value)
+    )
+    stats = torch.tensor(value.tolist() if isinstance(value, Tensor) else value, dtype=torch.float32) if ok else None
+    if stats is None or stats.shape != (n,) or not bool(torch.isfinite(stats).all()):
+        shown = f"{len(value)} entries" if isinstance(value, (list, tuple)) else f"a {type(value).__name__}"
+        raise ValueError(
+            f"{name}: the standardization {key!r} must be {n} finite numbers, one per variable; got {shown}"
+        )
+    return stats
+
+
 def _continuous(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
     dequant = raw.max_level is not None
     splits = {k: torch.from_numpy(v).float() for k, v in raw.splits.items()}
@@ -519,11 +537,10 @@ def _continuous(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
         std = stats_source.std(0) if stats_source.shape[0] > 1 else torch.ones_like(mean)
         std = torch.where(std > 0, std.clamp_min(_STD_FLOOR), torch.ones_like(std))  # constant columns: unscaled
         prep.update(mean=mean.tolist(), std=std.tolist())
-    mean = torch.tensor(prep["mean"], dtype=torch.float32)
-    std = torch.tensor(prep["std"], dtype=torch.float32)
     n = splits["train"].shape[1]
-    if mean.shape != (n,) or std.shape != (n,):
-        raise ValueError(f"{raw.name}: standardization stats have {mean.numel()} entries, the data {n} variables")
+    mean, std = (_stats(prep, key, n, raw.name) for key in ("mean", "std"))
+    if not bool((std > 0).all()):
+        raise ValueError(f"{raw.name}: the stored standardization std must be positive")
     prep.update(dequantize=dequant, max_level=raw.max_level)
     return {k: (v - mean) / std for k, v in splits.items()}
 
@@ -594,6 +611,8 @@ def load_dataset(
         raise ValueError(f"context must be None or 'labels', got {context!r}")
     if max_train is not None and (isinstance(max_train, bool) or not isinstance(max_train, int) or max_train < 1):
         raise ValueError(f"max_train must be a positive int, got {max_train!r}")
+    if preprocessing is not None and not isinstance(preprocessing, dict):
+        raise ValueError(f"stored preprocessing must be a dict, got {type(preprocessing).__name__}")
     prep: Dict[str, Any] = dict(preprocessing or {})
     if preprocessing is None:
         prep.update(levels=levels, threshold=threshold)

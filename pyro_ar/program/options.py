@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Sequence, Tuple
 from pyro_ar import registry
 from pyro_ar.registry import Option
 
-__all__ = ["positive_int", "positive_float", "OptionFlag", "add_option_flags", "model_kwargs", "head_kwargs"]
+__all__ = ["positive_int", "positive_float", "finite_float", "random_seed", "OptionFlag", "add_option_flags", "model_kwargs", "head_kwargs"]
 
 #: Largest value of any integer size a command line accepts (a layer width, a count of
 #: components...); far beyond what fits in memory, so a typo is refused before allocating.
@@ -47,6 +47,17 @@ def _size(text: str) -> int:
     return _int_in(text, 0)
 
 
+def random_seed(text: str) -> int:
+    """A random seed, ``0 <= seed < 2**63`` (argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"expected a seed in 0..2**63-1, got {value}")
+    return value
+
+
 def positive_float(text: str) -> float:
     """A positive finite float (argparse type)."""
     try:
@@ -65,7 +76,7 @@ def _int_list(text: str) -> List[int]:
     return [positive_int(p) for p in parts]
 
 
-def _finite_float(text: str) -> float:
+def finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -94,7 +105,7 @@ def _parser_for(annotation: Any) -> Tuple[Dict[str, Any], str]:
     if annotation is int:
         return {"type": _size, "metavar": "N"}, "N"
     if annotation is float:
-        return {"type": _finite_float, "metavar": "X"}, "X"
+        return {"type": finite_float, "metavar": "X"}, "X"
     if origin in (list, tuple, Sequence, typing.Sequence) or getattr(origin, "__name__", "") == "Sequence":
         return {"type": _int_list, "metavar": "N,N,..."}, "N,N,..."
     return {"type": str}, ""
