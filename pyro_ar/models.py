@@ -157,8 +157,13 @@ class RegisteredModel(AutoregressiveModel):
     def size_in_bytes(cls, *args: Any, **kwargs: Any) -> int:
         """The bytes of the parameters and buffers the model ``cls(*args, **kwargs)`` would
         allocate, measured by building it on the ``meta`` device (nothing is allocated)."""
-        with torch.device("meta"):
-            net = cls(*args, **kwargs)
+        try:
+            with torch.device("meta"):
+                net = cls(*args, **kwargs)
+        except RuntimeError as err:  # sizes past what a tensor can even describe
+            if "overflow" not in str(err):
+                raise
+            return 2**63 - 1
         return sum(t.numel() * t.element_size() for t in (*net.parameters(), *net.buffers()))
 
     @classmethod
@@ -170,7 +175,7 @@ class RegisteredModel(AutoregressiveModel):
         need = copies * cls.size_in_bytes(*args, **kwargs)
         if need > limit:
             raise ValueError(
-                f"this {cls.__name__} needs about {need / 2**30:.3g} GiB ({copies} x its parameters and buffers), "
+                f"this {cls.__name__} needs about {min(need, 2**63) / 2**30:.3g} GiB ({copies} x its parameters and buffers), "
                 f"more than the {limit / 2**30:.3g} GiB allowed (half of this machine's memory); use smaller sizes"
             )
         return cls(*args, **kwargs)

@@ -39,9 +39,10 @@ class FVSBN(Conditioner):
     def __init__(self, event_size: int, **common: Any):
         super().__init__(event_size, **common)
         n, i_size, p_size = self.event_size, self.input_size, self.param_size
-        order_ = self.order
+        # The mask is as large as the weight: built on the default device (meta when measured).
+        order_ = self.order.to(torch.get_default_device())
         rank = torch.empty_like(order_)
-        rank[order_] = torch.arange(n)
+        rank[order_] = torch.arange(n, device=order_.device)
         allowed = rank.unsqueeze(1) > rank.unsqueeze(0)  # allowed[i, j]: j is before i
         mask = allowed.repeat_interleave(p_size, 0).repeat_interleave(i_size, 1)
         self.register_buffer("mask", mask.float())
