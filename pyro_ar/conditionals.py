@@ -6,8 +6,9 @@ A head is a small, stateless description of the per-variable distribution
 * ``param_size``: how many numbers a conditioner must output per variable (``P``),
 * ``input_size``: how a value of ``x_i`` is fed back into a conditioner (``I`` features),
 * ``support``: the constraint on one element of ``x``,
-* how to score, by building the matching torch distribution (so that torch's own,
-  numerically stable ``log_prob`` is reused, never rewritten),
+* how to score: by the matching torch distribution (Bernoulli, Categorical: torch's own
+  stable ``log_prob``), or, for the mixture of Gaussians, by its own ``log_softmax`` +
+  ``logsumexp`` that stays finite for every finite value (torch's Normal overflows),
 * how to sample, as a deterministic function of noise drawn beforehand
   (:meth:`Conditional.draw_noise`, :meth:`Conditional.sample_from_noise`): the logistic
   threshold for Bernoulli, the Gumbel-max trick for categorical and mixture choices.
@@ -34,6 +35,15 @@ from torch.distributions import Distribution, constraints
 from pyro_ar.registry import register_head
 
 __all__ = ["Conditional", "Bernoulli", "Categorical", "MixtureOfGaussians"]
+
+
+#: The largest number of categories or components a head accepts (far past what fits in
+#: memory for any model; the model's own size check refuses smaller ones that do not fit).
+MAX_SIZE = 2**24
+
+
+#: The largest floor a mixture-of-Gaussians scale may have.
+MAX_MIN_SCALE = 1e6
 
 
 def _init_arguments(cls: type) -> list:
@@ -181,7 +191,12 @@ class Bernoulli(_FedBackAsIs):
     def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
         logits = params[..., 0]
         if temperature != 1.0:
-            logits = logits / temperature
+            # logit / T in the dtype's finite range: a tiny T overflows it to +-inf (and 0 / T is
+            # 0 / 0 where T rounds to 0 in the dtype), which makes torch's log_prob NaN. A T past
+            # the dtype's range divides as its largest number (the quotient is 0 either way).
+            big = torch.finfo(logits.dtype).max
+            tempered = logits / min(temperature, big)
+            logits = torch.where(logits == 0, logits, tempered).clamp(-big, big)
         return torch.distributions.Bernoulli(logits=logits, validate_args=False)
 
     def draw_noise(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -189,9 +204,12 @@ class Bernoulli(_FedBackAsIs):
         return torch.logit(torch.rand(*shape, 1, dtype=dtype, device=device))
 
     def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
-        # x = 1 exactly when logit / T > L, i.e. logit > T L: tempering scales the noise.
-        threshold = noise if temperature == 1.0 else noise * temperature
-        return (params > threshold).to(params.dtype).squeeze(-1)
+        # x = 1 exactly when logit / T > L, with logit / T as ``distribution`` tempers it (an
+        # overflow to +-inf still compares right; a logit of 0 stays 0, a fair coin at every T).
+        if temperature != 1.0:
+            tempered = params / min(temperature, torch.finfo(params.dtype).max)
+            params = torch.where(params == 0, params, tempered)
+        return (params > noise).to(params.dtype).squeeze(-1)
 
     def enumerate_values(self, device: torch.device, dtype: torch.dtype) -> Tensor:
         return torch.tensor([0.0, 1.0], device=device, dtype=dtype)
@@ -213,8 +231,8 @@ class Categorical(Conditional):
     def __init__(self, num_categories: int):
         if isinstance(num_categories, bool) or not isinstance(num_categories, int):
             raise TypeError(f"num_categories must be an int, got {num_categories!r}")
-        if num_categories < 2:
-            raise ValueError(f"num_categories must be >= 2, got {num_categories}")
+        if not 2 <= num_categories <= MAX_SIZE:
+            raise ValueError(f"num_categories must be in 2..{MAX_SIZE}, got {num_categories}")
         self.num_categories = num_categories
 
     @property
@@ -230,7 +248,15 @@ class Categorical(Conditional):
         return constraints.integer_interval(0, self.num_categories - 1)
 
     def distribution(self, params: Tensor, temperature: float = 1.0) -> Distribution:
-        logits = params if temperature == 1.0 else params / temperature
+        logits = params
+        if temperature != 1.0:
+            # Shift each row's largest logit to exactly 0 before dividing: the others are then
+            # <= 0 and a tiny T sends them to -inf (probability 0), never to +inf (NaN once
+            # normalized). The 0 is kept as it is, since 0 / T is 0 / 0 where T rounds to 0 in
+            # the dtype; a T past the dtype's range divides as its largest number.
+            shifted = params - params.amax(-1, keepdim=True)
+            tempered = shifted / min(temperature, torch.finfo(params.dtype).max)
+            logits = torch.where(shifted == 0, shifted, tempered)
         return torch.distributions.Categorical(logits=logits, validate_args=False)
 
     @property
@@ -241,8 +267,14 @@ class Categorical(Conditional):
         return _gumbel(tuple(shape) + (self.num_categories,), dtype, device)
 
     def sample_from_noise(self, params: Tensor, noise: Tensor, temperature: float = 1.0) -> Tensor:
-        # Gumbel-max: argmax_k(logit_k / T + G_k) is distributed as softmax(logits / T).
-        logits = params if temperature == 1.0 else params / temperature
+        # Gumbel-max: argmax_k(logit_k / T + G_k) is distributed as softmax(logits / T), with the
+        # logits tempered as in ``distribution`` (largest shifted to 0, so that as T -> 0 the
+        # others go to -inf and the draw to the argmax, ties broken uniformly by the noise).
+        logits = params
+        if temperature != 1.0:
+            shifted = params - params.amax(-1, keepdim=True)
+            tempered = shifted / min(temperature, torch.finfo(params.dtype).max)
+            logits = torch.where(shifted == 0, shifted, tempered)
         return (logits + noise).argmax(-1)
 
     def encode(self, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -266,8 +298,10 @@ class MixtureOfGaussians(_FedBackAsIs):
 
     ``3K`` parameters per variable: mixture logits, means, and unconstrained scales mapped
     to ``softplus(s) + min_scale`` (a smooth positive floor, so no component collapses).
-    Scored with torch's ``MixtureSameFamily`` (``log_softmax`` + ``logsumexp``), so far
-    outliers give large finite negative values, never NaN or inf.
+    Scored with ``log_softmax`` + ``logsumexp`` over components whose standardized distance
+    is clamped before it is squared: exact up to about 1.4e9 standard deviations in float32
+    (1.2e77 in float64), beyond that a large finite negative floor with zero gradient, so
+    every finite value, up to the dtype's largest, has a finite density and gradient.
 
     The floor is in the data's units, so standardize real data first (the CLI does). Its
     default, 1e-2 (1% of a unit standard deviation), keeps components from collapsing onto
@@ -288,10 +322,16 @@ class MixtureOfGaussians(_FedBackAsIs):
     def __init__(self, num_components: int, min_scale: float = 1e-2):
         if isinstance(num_components, bool) or not isinstance(num_components, int):
             raise TypeError(f"num_components must be an int, got {num_components!r}")
-        if num_components < 1:
-            raise ValueError(f"num_components must be >= 1, got {num_components}")
-        if not (isinstance(min_scale, (int, float)) and math.isfinite(min_scale) and min_scale > 0):
+        if not 1 <= num_components <= MAX_SIZE:
+            raise ValueError(f"num_components must be in 1..{MAX_SIZE}, got {num_components}")
+        if isinstance(min_scale, bool) or not (
+            isinstance(min_scale, (int, float)) and math.isfinite(min_scale) and min_scale > 0
+        ):
             raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
+        if min_scale > MAX_MIN_SCALE:
+            # Standardized data have unit scale; a floor this far above it is a unit mistake,
+            # and float32 samples would overflow.
+            raise ValueError(f"min_scale must be at most {MAX_MIN_SCALE:g} (standardized units), got {min_scale!r}")
         self.num_components = num_components
         self.min_scale = float(min_scale)
 
@@ -300,10 +340,13 @@ class MixtureOfGaussians(_FedBackAsIs):
         return 3 * self.num_components
 
     def initial_bias(self) -> Tensor:
-        # Equal weights, means spread over the bulk of standardized data, unit scales.
+        # Equal weights, means spread over the bulk of standardized data, unit scales; where the
+        # floor is 1 or more, scales of min_scale + 1 (softplus(raw) = 1: a raw bias of 0.54,
+        # finite in every dtype and off softplus's flat tail, whatever the floor).
         k = self.num_components
         means = torch.linspace(-1.0, 1.0, k) if k > 1 else torch.zeros(1)
-        raw_scale = math.log(math.expm1(1.0 - self.min_scale))
+        excess = 1.0 - self.min_scale if self.min_scale < 1.0 else 1.0  # > 0: no log(0)
+        raw_scale = math.log(math.expm1(excess))
         return torch.cat([torch.zeros(k), means, torch.full((k,), raw_scale)])
 
     def split(self, params: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -319,6 +362,32 @@ class MixtureOfGaussians(_FedBackAsIs):
         mix = torch.distributions.Categorical(logits=logits, validate_args=False)
         comp = torch.distributions.Normal(means, scales, validate_args=False)
         return torch.distributions.MixtureSameFamily(mix, comp, validate_args=False)
+
+    def log_prob(self, params: Tensor, x: Tensor, temperature: float = 1.0) -> Tensor:
+        """``log sum_k w_k N(x; mu_k, sigma_k)``, ``params: (*, n, 3K)``, ``x: (*, n) -> (*, n)``.
+
+        Computed here rather than by ``MixtureSameFamily`` (whose ``Normal`` squares
+        ``x - mu`` and ``sigma`` separately, both of which overflow for large finite ``x``:
+        NaN from 1e20 in float32), as ``logsumexp_k(log_softmax(logits)_k - z_k^2 / 2 -
+        log sigma_k) - log(2 pi) / 2`` with ``z_k = (x - mu_k) / sigma_k``. The same as
+        torch's to rounding for every ``|z| < c = finfo.max ** (1/4)`` (float32: 1.4e9,
+        float64: 1.2e77 standard deviations). Past that, each component's log density is held
+        at its floor ``-c^2 / 2`` (float32: -9.2e18, float64: -6.7e153), flat, so that every
+        finite value (up to ``finfo.max``) has a finite log density and finite gradients
+        (``z^2 / sigma``, the largest, stays below ``sqrt(finfo.max) / min_scale``).
+        """
+        if temperature != 1.0:
+            raise ValueError("temperature applies to discrete conditionals only")
+        logits, means, scales = self.split(params)
+        cap = torch.finfo(params.dtype).max ** 0.25
+        # |x - mu| clamped to 2c sigma (and to finfo.max: its overflow to inf included) before
+        # dividing: z stays finite, so the floor's zero gradient never meets an inf (0 * inf =
+        # NaN). The floor is reached first, so the clamp changes no value, except where x - mu
+        # itself overflows (a sigma past finfo.max / 2c, when it gives |z| >= finfo.max / sigma).
+        bound = (scales * (2.0 * cap)).clamp_max(torch.finfo(params.dtype).max)
+        z = torch.clamp(self._as_value(x, params).unsqueeze(-1) - means, -bound, bound) / scales
+        log_comp = (-0.5 * z * z - scales.log()).clamp_min(-0.5 * cap * cap)
+        return torch.logsumexp(torch.log_softmax(logits, -1) + log_comp, -1) - 0.5 * math.log(2 * math.pi)
 
     @property
     def noise_size(self) -> int:  # type: ignore[override]
