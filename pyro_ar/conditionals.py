@@ -42,8 +42,8 @@ __all__ = ["Conditional", "Bernoulli", "Categorical", "MixtureOfGaussians"]
 MAX_SIZE = 2**24
 
 
-#: The largest floor a mixture-of-Gaussians scale may have.
-MAX_MIN_SCALE = 1e6
+#: The range of the floor of a mixture-of-Gaussians scale.
+MIN_MIN_SCALE, MAX_MIN_SCALE = 1e-30, 1e6
 
 
 def _init_arguments(cls: type) -> list:
@@ -328,10 +328,12 @@ class MixtureOfGaussians(_FedBackAsIs):
             isinstance(min_scale, (int, float)) and math.isfinite(min_scale) and min_scale > 0
         ):
             raise ValueError(f"min_scale must be a positive finite number, got {min_scale!r}")
-        if min_scale > MAX_MIN_SCALE:
-            # Standardized data have unit scale; a floor this far above it is a unit mistake,
-            # and float32 samples would overflow.
-            raise ValueError(f"min_scale must be at most {MAX_MIN_SCALE:g} (standardized units), got {min_scale!r}")
+        if not MIN_MIN_SCALE <= min_scale <= MAX_MIN_SCALE:
+            # Standardized data have unit scale: a floor far above it is a unit mistake (and
+            # float32 samples would overflow); far below it, a float32 scale can round to 0.
+            raise ValueError(
+                f"min_scale must be in [{MIN_MIN_SCALE:g}, {MAX_MIN_SCALE:g}] (standardized units), got {min_scale!r}"
+            )
         self.num_components = num_components
         self.min_scale = float(min_scale)
 

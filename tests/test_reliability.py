@@ -246,3 +246,10 @@ def test_class_conditional_fit_samples_one_row_per_class(tmp_path, capsys):
     assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "-n", "2", "--out", str(samples)]) == 0
     assert np.load(samples).shape == (20, 64)  # 2 per class
     assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "--label", "10", "--out", str(samples)]) == 1
+
+
+def test_compounded_temperatures_that_underflow_are_refused():
+    d = pyro_ar.FVSBN(3, conditional=Categorical(3))().tempered(1e-300)
+    with pytest.raises(ValueError, match="temper the original distribution once"):
+        d.tempered(1e-300)
+    assert d.tempered(2.0).temperature == 2e-300

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Union
 
 import torch
@@ -156,8 +157,14 @@ class Autoregressive(JointDistribution):
         heads). Below 1 sharpens, above 1 flattens; ``tempered(a).tempered(b)`` divides by
         ``a b``. Its ``log_prob`` is that of its samples: each conditional is normalized
         after tempering (the joint is not the normalized ``p(x)^(1/T)``)."""
+        combined = self.temperature * check_temperature(temperature, self.conditional)
+        if not (math.isfinite(combined) and combined > 0):
+            raise ValueError(
+                f"temperature {temperature!r} on top of {self.temperature!r} gives {combined!r}, not a positive "
+                "finite number; temper the original distribution once instead"
+            )
         new = self._copy(self.batch_shape, self.context)
-        new.temperature = self.temperature * check_temperature(temperature, self.conditional)
+        new.temperature = combined
         return new
 
     def condition(self, observed: Tensor, observed_mask: Tensor) -> "JointDistribution":
