@@ -106,6 +106,7 @@ def _finite_or_neg_inf(t: torch.Tensor) -> bool:
 @settings(settings.get_profile(PROFILE))
 @given(st.data())
 def test_log_prob_and_sample_keep_the_promise(data):
+    torch.manual_seed(data.draw(st.integers(0, 2**16)))  # the weights and samples, reproducibly
     net, n, context_size, dtype = data.draw(models())
     batch = data.draw(batch_shapes)
     context = None
@@ -131,7 +132,9 @@ def test_log_prob_and_sample_keep_the_promise(data):
         assert valid is not False or x.numel() == 0, x
         assert lp.shape == torch.broadcast_shapes(x.shape[:-1], d.batch_shape)
         assert lp.dtype == dtype and _finite_or_neg_inf(lp), (x, lp)
-        if lp.numel() and x.is_floating_point() and net.conditional.has_rsample:
+        # (In the value's own dtype: a float64 model's gradient at a float32 value near float32's
+        # largest can be too large for float32.)
+        if lp.numel() and x.dtype == dtype and net.conditional.has_rsample:
             xs = x.detach().clone().requires_grad_()
             grad = torch.autograd.grad(d.log_prob(xs).sum(), xs)[0]
             assert bool(torch.isfinite(grad).all()), (x, grad)
@@ -159,6 +162,7 @@ def test_bad_constructor_arguments_name_themselves(name, argument, data):
         kwargs.update(order="random", seed=data.draw(st.sampled_from([-1, 2**70, "a", 1.5, True])))
     else:
         kwargs["order"] = data.draw(st.sampled_from(["sideways", [0, 0, 1], [0, 1], [0.0, 1.0, 2.0], [3, 1, 2]]))
+    torch.manual_seed(0)
     with pytest.raises((ValueError, TypeError), match=argument):
         pyro_ar.models.factory(name)(**kwargs)
 
@@ -177,6 +181,7 @@ def test_bad_head_arguments_name_themselves(name, data):
     except (ValueError, TypeError) as err:
         assert option.name in str(err), err
     else:  # accepted: then it must be a working head
+        torch.manual_seed(0)
         net = pyro_ar.models.factory(MODELS[0])(2, conditional=entry.cls(**kwargs))
         assert _finite_or_neg_inf(net().log_prob(net().sample((3,))))
 
@@ -184,6 +189,7 @@ def test_bad_head_arguments_name_themselves(name, data):
 @settings(settings.get_profile(PROFILE))
 @given(st.sampled_from(MODELS), st.sampled_from(HEADS), st.data())
 def test_tempering_stays_a_distribution(name, head, data):
+    torch.manual_seed(data.draw(st.integers(0, 2**16)))
     entry = registry.conditioner_entry(name)
     net = pyro_ar.models.factory(name)(3, **entry.example, conditional=_head(head, data.draw)).double()
     t = data.draw(st.sampled_from([1e-300, 1e-40, 0.01, 0.5, 1.0, 3.0, 1e40, 1e300, 0.0, -1.0, float("nan"), True]))
