@@ -3,13 +3,15 @@
 * Every notebook is executed top to bottom in a fresh kernel in quick mode
   (``PYRO_AR_TUTORIAL_QUICK=1`` shrinks epochs and data), so a change to the library that
   breaks a tutorial fails here.
-* The stored notebooks must come from a full run of their current source
-  (``python tutorials/build.py``): executed in order, without errors, with plots.
+* The stored notebooks must come from a full run of their current source, the percent-format
+  ``tutorials/NN_name.py`` (``python tutorials/build.py``): executed in order, without errors,
+  with plots. Every source is valid Python, and every notebook has a source.
 * README.md links every tutorial.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import re
@@ -20,6 +22,7 @@ import pytest
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
+pytest.importorskip("jupytext")  # tutorials/build.py reads the percent-format sources with it
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
@@ -94,13 +97,29 @@ def test_stored_notebook_is_a_full_run_with_outputs(name):
     assert path.stat().st_size < MAX_NOTEBOOK_BYTES, f"{name}: {path.stat().st_size} bytes; shrink the figures"
 
 
+def test_every_notebook_has_a_source():
+    assert NAMES, "no tutorials/NN_name.py sources found"
+    stored = sorted(p.stem for p in TUTORIALS.glob("*.ipynb"))
+    assert stored == NAMES, f"notebooks {stored} but sources {NAMES}: each tutorials/NN_name.ipynb is built from NN_name.py"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_source_is_valid_python(name):
+    path = build.source_path(name)
+    ast.parse(path.read_text(encoding="utf-8"), filename=str(path))  # magics must be commented: `# %matplotlib inline`
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_stored_notebook_matches_its_source(name):
-    stored = [(c.cell_type, c.source) for c in _read(name).cells]
+    nb = _read(name)
+    stored = [(c.cell_type, c.source) for c in nb.cells]
     assert stored == build.load_cells(name), (
-        f"tutorials/{name}.ipynb differs from tutorials/sources/{name}.py: "
+        f"tutorials/{name}.ipynb differs from tutorials/{name}.py: "
         f"edit the source and run `python tutorials/build.py {name[:2]}`"
     )
+    fresh = build.build_notebook(name)
+    assert [c.get("id") for c in nb.cells] == [c.id for c in fresh.cells], f"{name}: cell ids are not the build's; rebuild it"
+    assert nb.metadata.get("kernelspec") == fresh.metadata["kernelspec"], f"{name}: kernelspec {nb.metadata.get('kernelspec')}"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,9 +1,13 @@
-"""Build the tutorial notebooks from their sources and execute them.
+"""Build the tutorial notebooks from their percent-format sources and execute them.
 
-Each notebook is written as a Python list of cells in ``tutorials/sources/<name>.py``
-(``CELLS = [(MARKDOWN, "..."), (CODE, "..."), ...]``), so that the text is easy to review
-and edit. This script turns a source into ``tutorials/<name>.ipynb``, runs it top to bottom
-in a fresh ``python3`` kernel with nbclient, and saves it *with* its outputs (plots inline).
+Each tutorial is written as plain Python in jupytext's percent format,
+``tutorials/NN_name.py``: ``# %%`` starts a code cell and ``# %% [markdown]`` a Markdown
+cell (its lines commented with ``# ``); IPython magics are commented too
+(``# %matplotlib inline``), so the file is valid Python that linters can check. To change a
+tutorial, edit its ``.py`` file (in any editor, or in Jupyter with the jupytext extension) and
+rebuild. This script reads the source with jupytext, runs it top to bottom in a fresh
+``python3`` kernel with nbclient, and saves ``tutorials/NN_name.ipynb`` *with* its outputs
+(plots inline):
 
     python tutorials/build.py                 # build and execute every notebook (full mode)
     python tutorials/build.py 01 03           # only the notebooks whose name starts so
@@ -11,60 +15,58 @@ in a fresh ``python3`` kernel with nbclient, and saves it *with* its outputs (pl
     python tutorials/build.py --no-execute    # write the notebooks without outputs
 
 The committed notebooks must come from the full mode; ``tests/test_tutorials.py`` checks
-that they match their sources, that their stored outputs are clean (no error, no stderr), and
-re-runs each in quick mode. Install ``ipywidgets`` before building: without it, importing Pyro
-in a Jupyter kernel prints tqdm's "IProgress not found" warning into the stored outputs.
-A full build takes about 4-5 minutes on two CPU cores.
+that their cells equal their sources', that their stored outputs are clean (no error, no
+stderr), and re-runs each in quick mode. Install ``ipywidgets`` before building: without it,
+importing Pyro in a Jupyter kernel prints tqdm's "IProgress not found" warning into the stored
+outputs. A full build takes about 5 minutes on two CPU cores.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
+import jupytext
 import nbformat
 
-__all__ = ["NOTEBOOKS", "TUTORIALS_DIR", "load_cells", "build_notebook", "execute_notebook"]
+__all__ = ["NOTEBOOKS", "TUTORIALS_DIR", "source_path", "load_cells", "build_notebook", "execute_notebook"]
 
 TUTORIALS_DIR = Path(__file__).resolve().parent
-SOURCES_DIR = TUTORIALS_DIR / "sources"
-NOTEBOOKS = [
-    "01_binary_ar_models",
-    "02_categorical_conditionals",
-    "03_continuous_conditionals",
-    "04_pyro_integration",
-]
+#: The tutorials, in order: every ``NN_name.py`` next to this script.
+NOTEBOOKS = sorted(p.stem for p in TUTORIALS_DIR.glob("[0-9][0-9]_*.py"))
 QUICK_ENV = "PYRO_AR_TUTORIAL_QUICK"
 KERNEL = "python3"
+CELL_TYPES = ("markdown", "code")
+
+
+def source_path(name: str) -> Path:
+    """The percent-format source of notebook ``name``."""
+    return TUTORIALS_DIR / f"{name}.py"
 
 
 def load_cells(name: str) -> List[Tuple[str, str]]:
-    """The ``(cell_type, source)`` list of one notebook, read from its source module."""
-    path = SOURCES_DIR / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_tutorial_source_{name}", path)
-    if spec is None or spec.loader is None:
+    """The ``(cell_type, source)`` list of one notebook, read from its percent-format source."""
+    path = source_path(name)
+    if not path.exists():
         raise FileNotFoundError(f"no tutorial source at {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     cells = []
-    for kind, text in module.CELLS:
-        if kind not in ("markdown", "code"):
-            raise ValueError(f"{name}: cell type must be 'markdown' or 'code', got {kind!r}")
-        cells.append((kind, text.strip("\n").rstrip()))
+    for cell in jupytext.read(path).cells:
+        if cell.cell_type not in CELL_TYPES:
+            raise ValueError(f"{path.name}: cell type must be 'markdown' or 'code', got {cell.cell_type!r}")
+        cells.append((cell.cell_type, cell.source.strip("\n").rstrip()))
     return cells
 
 
 def build_notebook(name: str) -> nbformat.NotebookNode:
-    """A fresh notebook (no outputs) from its source."""
+    """A fresh notebook (no outputs) from its source, with stable cell ids."""
     nb = nbformat.v4.new_notebook()
     for kind, text in load_cells(name):
-        cell = nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text)
-        nb.cells.append(cell)
+        nb.cells.append(nbformat.v4.new_markdown_cell(text) if kind == "markdown" else nbformat.v4.new_code_cell(text))
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     # Stable ids keep the diffs of rebuilt notebooks readable.
@@ -101,8 +103,6 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, quick: bool, time
 
 def cell_times(nb: nbformat.NotebookNode) -> List[Tuple[int, float]]:
     """``(cell index, seconds)`` of each executed code cell, from nbclient's timing metadata."""
-    from datetime import datetime
-
     times = []
     for i, cell in enumerate(nb.cells):
         stamps = cell.get("metadata", {}).get("execution", {})
@@ -112,7 +112,7 @@ def cell_times(nb: nbformat.NotebookNode) -> List[Tuple[int, float]]:
     return times
 
 
-def main(argv: List[str] | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="notebook name prefixes (default: all)")
     parser.add_argument("--quick", action="store_true", help="execute in quick mode and do not save")

@@ -1,31 +1,34 @@
-"""Source of tutorials/04_pyro_integration.ipynb (built by tutorials/build.py)."""
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-MARKDOWN, CODE = "markdown", "code"
+# %% [markdown]
+# # 4. pyro_ar inside Pyro: likelihood, decoder, prior, guide, and KL
+#
+# Every `pyro_ar` model returns an ordinary Pyro distribution, so it can appear at any
+# `pyro.sample` site. This tutorial uses one in each role:
+#
+# 1. **as a likelihood**, `pyro.sample("x", net(), obs=x)`, trained with SVI (which is then plain
+#    maximum likelihood), and with a `context`: a class-conditional model $p(x \mid y)$ that also
+#    classifies;
+# 2. **as the decoder of a VAE**, $p(x \mid z)$ with `context=z`, against a factorized decoder;
+# 3. **as a learned prior** $p(z)$ over the latent space of a VAE;
+# 4. **as a guide** (variational posterior) with mixture-of-Gaussians conditionals, whose samples
+#    are reparameterized;
+# 5. **KL divergences** between AR models: exact by enumeration and by Monte Carlo, and the link
+#    between maximum likelihood and the forward KL.
 
-CELLS = [
-    (
-        MARKDOWN,
-        r"""
-# 4. pyro_ar inside Pyro: likelihood, decoder, prior, guide, and KL
-
-Every `pyro_ar` model returns an ordinary Pyro distribution, so it can appear at any
-`pyro.sample` site. This tutorial uses one in each role:
-
-1. **as a likelihood**, `pyro.sample("x", net(), obs=x)`, trained with SVI (which is then plain
-   maximum likelihood), and with a `context`: a class-conditional model $p(x \mid y)$ that also
-   classifies;
-2. **as the decoder of a VAE**, $p(x \mid z)$ with `context=z`, against a factorized decoder;
-3. **as a learned prior** $p(z)$ over the latent space of a VAE;
-4. **as a guide** (variational posterior) with mixture-of-Gaussians conditionals, whose samples
-   are reparameterized;
-5. **KL divergences** between AR models: exact by enumeration and by Monte Carlo, and the link
-   between maximum likelihood and the forward KL.
-""",
-    ),
-    (
-        CODE,
-        r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import math
 import os
 import time
@@ -42,8 +45,8 @@ from torch.distributions import kl_divergence
 
 import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
-from pyro_ar.program.datasets import binarize, digits_split
 from pyro_ar.kl import monte_carlo_kl
+from pyro_ar.program.datasets import binarize, digits_split
 
 QUICK = os.environ.get("PYRO_AR_TUTORIAL_QUICK") == "1"  # set by the test suite
 pyro.set_rng_seed(0)
@@ -74,22 +77,17 @@ def show_rows(rows, labels, title=None, ax=None):
     ax.set_xticks([])
     if title:
         ax.set_title(title)
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-## 1. As a likelihood
 
-Inside a model, an AR distribution is observed like any other. Under `pyro.plate` the model's
-`batch_shape` `()` is expanded to the plate size, and `log_prob` scores each image in one pass.
-With no latent variables the guide is empty, the ELBO *is* the log-likelihood, and SVI is
-maximum likelihood with the optimizer of your choice:
-""",
-    ),
-    (
-        CODE,
-        r"""
+
+# %% [markdown]
+# ## 1. As a likelihood
+#
+# Inside a model, an AR distribution is observed like any other. Under `pyro.plate` the model's
+# `batch_shape` `()` is expanded to the plate size, and `log_prob` scores each image in one pass.
+# With no latent variables the guide is empty, the ELBO *is* the log-likelihood, and SVI is
+# maximum likelihood with the optimizer of your choice:
+
+# %%
 nade = pyro_ar.NADE(event_size=n, hidden_size=16 if QUICK else 64)
 
 
@@ -111,29 +109,23 @@ for epoch in range(epochs):
     for batch in x_train[torch.randperm(len(x_train))].split(100):
         svi.step(batch)
 print(f"after {epochs} epochs of SVI: test NLL {svi.evaluate_loss(x_test) / len(x_test):.2f} nats per image")
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-### With a context: a class-conditional model that classifies
 
-With `context_size=c`, calling the model with a context tensor of shape `(*batch, c)` gives a
-distribution with `batch_shape = batch`: here $p(x \mid y)$ with the one-hot digit label as
-context (the context shifts NADE's hidden units and every output). A generative model of each
-class is also a classifier, by Bayes' rule:
+# %% [markdown]
+# ### With a context: a class-conditional model that classifies
+#
+# With `context_size=c`, calling the model with a context tensor of shape `(*batch, c)` gives a
+# distribution with `batch_shape = batch`: here $p(x \mid y)$ with the one-hot digit label as
+# context (the context shifts NADE's hidden units and every output). A generative model of each
+# class is also a classifier, by Bayes' rule:
+#
+# $$
+# p(y \mid x) = \frac{p(x \mid y)\, p(y)}{\sum_{y'} p(x \mid y')\, p(y')} .
+# $$
+#
+# Scoring every test image under all ten contexts is one broadcast `log_prob`: a distribution with
+# `batch_shape` `(10,)` and images of shape `(N, 1, 64)` give a `(N, 10)` table.
 
-$$
-p(y \mid x) = \frac{p(x \mid y)\, p(y)}{\sum_{y'} p(x \mid y')\, p(y')} .
-$$
-
-Scoring every test image under all ten contexts is one broadcast `log_prob`: a distribution with
-`batch_shape` `(10,)` and images of shape `(N, 1, 64)` give a `(N, 10)` table.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 cond_nade = pyro_ar.NADE(event_size=n, hidden_size=16 if QUICK else 64, context_size=10)
 
 
@@ -161,34 +153,29 @@ with torch.no_grad():
 plt.figure(figsize=(5, 6))
 show_rows([samples[:, k] for k in range(10)], [f"y = {k}" for k in range(10)], "samples of p(x | y)")
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-## 2. As the decoder of a VAE
 
-A variational autoencoder has a latent $z \sim \mathcal{N}(0, I)$, a decoder $p(x \mid z)$ and
-an encoder (guide) $q(z \mid x)$, and maximizes the evidence lower bound
 
-$$
-\log p(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q(z \mid x)}\big[\log p(x \mid z)\big]
-- D_{\mathrm{KL}}\big(q(z \mid x) \,\|\, p(z)\big).
-$$
+# %% [markdown]
+# ## 2. As the decoder of a VAE
+#
+# A variational autoencoder has a latent $z \sim \mathcal{N}(0, I)$, a decoder $p(x \mid z)$ and
+# an encoder (guide) $q(z \mid x)$, and maximizes the evidence lower bound
+#
+# $$
+# \log p(x) \;\ge\; \mathrm{ELBO}(x) = \mathbb{E}_{q(z \mid x)}\big[\log p(x \mid z)\big]
+# - D_{\mathrm{KL}}\big(q(z \mid x) \,\|\, p(z)\big).
+# $$
+#
+# The usual decoder makes the pixels independent given $z$,
+# $p(x \mid z) = \prod_i \mathrm{Bernoulli}(x_i; \sigma(f_i(z)))$, so every correlation between
+# pixels must pass through $z$. An **AR decoder** is a MADE with `context=z`:
+# $p(x \mid z) = \prod_i p(x_i \mid x_{<i}, z)$, which can model the local correlations itself.
+# We train both with the same encoder, seed and budget, and compare the ELBO, its two terms (the
+# *distortion* $-\mathbb{E}_q \log p(x \mid z)$ and the *rate* $D_{\mathrm{KL}}(q \| p)$), and a
+# tighter importance-weighted bound,
+# $\log \frac1S \sum_{s} \frac{p(x, z_s)}{q(z_s \mid x)}$ with $S = 100$ samples $z_s \sim q$.
 
-The usual decoder makes the pixels independent given $z$,
-$p(x \mid z) = \prod_i \mathrm{Bernoulli}(x_i; \sigma(f_i(z)))$, so every correlation between
-pixels must pass through $z$. An **AR decoder** is a MADE with `context=z`:
-$p(x \mid z) = \prod_i p(x_i \mid x_{<i}, z)$, which can model the local correlations itself.
-We train both with the same encoder, seed and budget, and compare the ELBO, its two terms (the
-*distortion* $-\mathbb{E}_q \log p(x \mid z)$ and the *rate* $D_{\mathrm{KL}}(q \| p)$), and a
-tighter importance-weighted bound,
-$\log \frac1S \sum_{s} \frac{p(x, z_s)}{q(z_s \mid x)}$ with $S = 100$ samples $z_s \sim q$.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 class Encoder(nn.Module):
     # q(z | x) = Normal(loc(x), scale(x)), an MLP.
     def __init__(self, latent, hidden=128):
@@ -272,26 +259,20 @@ for name in ["factorized decoder", "AR decoder (MADE)"]:
 print(f"\n{'test, nats per image':22s} " + " ".join(f"{k:>17s}" for k in bounds(*vaes[name], x_test[:10])))
 for name, parts in vaes.items():
     print(f"{name:22s} " + " ".join(f"{v:17.2f}" for v in bounds(*parts, x_test).values()))
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-The AR decoder gives a better bound on $\log p(x)$, by about a nat in the ELBO and half a nat
-in the importance-weighted bound. It also uses the latent code
-differently: its rate (the information that $z$ carries about $x$, in nats) is smaller, because
-the decoder can describe the local structure of the strokes by itself and leaves to $z$ only the
-global information (which digit, which style). Taken to the extreme, a powerful AR decoder can
-ignore $z$ entirely ("posterior collapse", rate 0); the rate is the number to watch.
 
-The difference is visible in samples $z \sim \mathcal{N}(0, I)$, $x \sim p(x \mid z)$: given $z$,
-the factorized decoder flips every pixel independently, which gives speckled images, while the AR
-decoder draws pixels that agree with each other.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %% [markdown]
+# The AR decoder gives a better bound on $\log p(x)$, by about a nat in the ELBO and half a nat
+# in the importance-weighted bound. It also uses the latent code
+# differently: its rate (the information that $z$ carries about $x$, in nats) is smaller, because
+# the decoder can describe the local structure of the strokes by itself and leaves to $z$ only the
+# global information (which digit, which style). Taken to the extreme, a powerful AR decoder can
+# ignore $z$ entirely ("posterior collapse", rate 0); the rate is the number to watch.
+#
+# The difference is visible in samples $z \sim \mathcal{N}(0, I)$, $x \sim p(x \mid z)$: given $z$,
+# the factorized decoder flips every pixel independently, which gives speckled images, while the AR
+# decoder draws pixels that agree with each other.
+
+# %%
 torch.manual_seed(1)
 z = torch.randn(8, latent)
 rows, labels = [], []
@@ -302,27 +283,21 @@ with torch.no_grad():
 plt.figure(figsize=(6, 3))
 show_rows(rows, labels, "same 8 latent codes z, two draws of x ~ p(x | z) each")
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-## 3. As a prior
 
-The prior $p(z)$ of a VAE need not be a fixed $\mathcal{N}(0, I)$. The ELBO pays the rate
-$\mathbb{E}_{q}[\log q(z \mid x) - \log p(z)]$, which is smallest when $p(z)$ matches the
-*aggregate posterior* $\frac1N \sum_j q(z \mid x_j)$, usually a lumpy, clustered cloud. A
-mixture-of-Gaussians MADE over $z$ can learn that shape; its parameters are trained together
-with the decoder and the encoder, simply by registering it with `pyro.module` and using it at
-the `z` site (no closed-form KL is needed: `Trace_ELBO` estimates the rate by sampling).
+# %% [markdown]
+# ## 3. As a prior
+#
+# The prior $p(z)$ of a VAE need not be a fixed $\mathcal{N}(0, I)$. The ELBO pays the rate
+# $\mathbb{E}_{q}[\log q(z \mid x) - \log p(z)]$, which is smallest when $p(z)$ matches the
+# *aggregate posterior* $\frac1N \sum_j q(z \mid x_j)$, usually a lumpy, clustered cloud. A
+# mixture-of-Gaussians MADE over $z$ can learn that shape; its parameters are trained together
+# with the decoder and the encoder, simply by registering it with `pyro.module` and using it at
+# the `z` site (no closed-form KL is needed: `Trace_ELBO` estimates the rate by sampling).
+#
+# We use a two-dimensional latent space, so that we can look at it, and the factorized decoder,
+# which must rely on $z$.
 
-We use a two-dimensional latent space, so that we can look at it, and the factorized decoder,
-which must rely on $z$.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 latent2 = 2
 prior_vaes = {}
 for name in ["N(0, I) prior", "MoG-MADE prior"]:
@@ -357,38 +332,32 @@ for ax, (name, (encoder, decoder, prior)) in zip(axes, prior_vaes.items()):
 fig.colorbar(sc, ax=axes, ticks=range(10), label="digit")
 fig.suptitle("prior density (grey) and encoder means of the test digits (colour)")
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-The learned prior is no longer round: it adapts to the cloud of codes, and the encoder, no
-longer pulled towards one round Gaussian, spreads the classes further apart. Both bounds improve.
-The rate does not fall here, it even rises a little: with a prior that fits the codes, it pays
-to put more information into $z$, and the distortion falls by more than the rate rises. The ELBO
-is a trade-off between the two terms, and a better prior moves the optimum of that trade-off.
 
-## 4. As a guide
+# %% [markdown]
+# The learned prior is no longer round: it adapts to the cloud of codes, and the encoder, no
+# longer pulled towards one round Gaussian, spreads the classes further apart. Both bounds improve.
+# The rate does not fall here, it even rises a little: with a prior that fits the codes, it pays
+# to put more information into $z$, and the distortion falls by more than the rate rises. The ELBO
+# is a trade-off between the two terms, and a better prior moves the optimum of that trade-off.
+#
+# ## 4. As a guide
+#
+# Variational inference fits a guide $q(z)$ to a posterior $p(z \mid y)$ by maximizing the ELBO,
+# that is by minimizing the **reverse** KL, $D_{\mathrm{KL}}(q \,\|\, p(\cdot \mid y))
+# = \log p(y) - \mathrm{ELBO}(q)$. Its gradient needs samples of $q$ that are differentiable in
+# $q$'s parameters. A mixture-of-Gaussians conditional has no simple "noise to sample" map (the
+# choice of component is discrete), so `pyro_ar` uses **implicit reparameterization**: a sample
+# $x = F^{-1}(u)$ of the mixture's CDF $F$ has $\partial x / \partial \theta =
+# -\big(\partial F(x; \theta) / \partial \theta\big) / p(x; \theta)$, applied conditional by
+# conditional through the chain. So `rsample` works, `has_rsample` is `True`, and Pyro's
+# `Trace_ELBO` takes pathwise gradients.
+#
+# A posterior that a Gaussian cannot fit: $z \sim \mathcal{N}(0, I_2)$ and one observation
+# $y \sim \mathcal{N}(z_1 z_2, 0.3^2)$ with $y = 1$. The posterior lives on the two branches of the
+# hyperbola $z_1 z_2 = 1$. In two dimensions we can compute $\log p(y)$ on a grid, so each guide's
+# gap $\log p(y) - \mathrm{ELBO}$, its KL from the posterior, is known.
 
-Variational inference fits a guide $q(z)$ to a posterior $p(z \mid y)$ by maximizing the ELBO,
-that is by minimizing the **reverse** KL, $D_{\mathrm{KL}}(q \,\|\, p(\cdot \mid y))
-= \log p(y) - \mathrm{ELBO}(q)$. Its gradient needs samples of $q$ that are differentiable in
-$q$'s parameters. A mixture-of-Gaussians conditional has no simple "noise to sample" map (the
-choice of component is discrete), so `pyro_ar` uses **implicit reparameterization**: a sample
-$x = F^{-1}(u)$ of the mixture's CDF $F$ has $\partial x / \partial \theta =
--\big(\partial F(x; \theta) / \partial \theta\big) / p(x; \theta)$, applied conditional by
-conditional through the chain. So `rsample` works, `has_rsample` is `True`, and Pyro's
-`Trace_ELBO` takes pathwise gradients.
-
-A posterior that a Gaussian cannot fit: $z \sim \mathcal{N}(0, I_2)$ and one observation
-$y \sim \mathcal{N}(z_1 z_2, 0.3^2)$ with $y = 1$. The posterior lives on the two branches of the
-hyperbola $z_1 z_2 = 1$. In two dimensions we can compute $\log p(y)$ on a grid, so each guide's
-gap $\log p(y) - \mathrm{ELBO}$, its KL from the posterior, is known.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 y_obs = torch.tensor(1.0)
 
 
@@ -446,35 +415,29 @@ for ax, (name, zs) in zip(axes, guide_samples.items()):
     ax.set_ylim(-3.5, 3.5)
     ax.set_aspect("equal")
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-The Gaussian guides can only place one ellipse across a curved, two-branched posterior; the
-reverse KL they minimize is *mode seeking* and punishes any mass outside the posterior, so they
-shrink into a compromise. The AR guide, $q(z_1)\, q(z_2 \mid z_1)$ with mixture conditionals,
-follows both branches and nearly closes the gap.
 
-## 5. KL divergences between AR models
+# %% [markdown]
+# The Gaussian guides can only place one ellipse across a curved, two-branched posterior; the
+# reverse KL they minimize is *mode seeking* and punishes any mass outside the posterior, so they
+# shrink into a compromise. The AR guide, $q(z_1)\, q(z_2 \mid z_1)$ with mixture conditionals,
+# follows both branches and nearly closes the gap.
+#
+# ## 5. KL divergences between AR models
+#
+# For discrete AR models small enough to enumerate, `torch.distributions.kl_divergence(p, q)` is
+# exact:
+#
+# $$
+# D_{\mathrm{KL}}(p \,\|\, q) = \sum_{x} p(x) \big(\log p(x) - \log q(x)\big),
+# $$
+#
+# a sum over all $2^n$ binary vectors. Otherwise `pyro_ar.kl.monte_carlo_kl(p, q, N)` averages
+# $\log p(x_s) - \log q(x_s)$ over $x_s \sim p$ and returns the estimate with its standard error.
+# To have models with real structure, we fit them to a $4 \times 3$ patch of the digits
+# ($n = 12$, 4,096 joint values): $p$ a NADE, $q$ an FVSBN and, as a third model, independent
+# pixels (a factorized `Bernoulli(...).to_event(1)`, for which the KL rules also work).
 
-For discrete AR models small enough to enumerate, `torch.distributions.kl_divergence(p, q)` is
-exact:
-
-$$
-D_{\mathrm{KL}}(p \,\|\, q) = \sum_{x} p(x) \big(\log p(x) - \log q(x)\big),
-$$
-
-a sum over all $2^n$ binary vectors. Otherwise `pyro_ar.kl.monte_carlo_kl(p, q, N)` averages
-$\log p(x_s) - \log q(x_s)$ over $x_s \sim p$ and returns the estimate with its standard error.
-To have models with real structure, we fit them to a $4 \times 3$ patch of the digits
-($n = 12$, 4,096 joint values): $p$ a NADE, $q$ an FVSBN and, as a third model, independent
-pixels (a factorized `Bernoulli(...).to_event(1)`, for which the KL rules also work).
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 patch = torch.tensor([8 * r + c for r in range(2, 6) for c in range(2, 5)])  # rows 2-5, columns 2-4
 p_train, p_valid = x_train[:, patch], x_valid[:, patch]
 m = len(patch)
@@ -501,19 +464,13 @@ with torch.no_grad():
     print(f"H(p) = {p.entropy().item():.3f} nats (exact, by enumeration)")
     for name, other in [("q (FVSBN)", q), ("independent pixels", independent)]:
         print(f"KL(p || {name}) = {kl_divergence(p, other).item():.4f},  KL({name} || p) = {kl_divergence(other, p).item():.4f}")
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-The KL is not symmetric: $D_{\mathrm{KL}}(p \| q)$ weighs the log-ratio by $p$, the other
-direction by $q$. Now the Monte-Carlo estimator against the exact value, with error bars of two
-standard errors, for growing sample sizes:
-""",
-    ),
-    (
-        CODE,
-        r"""
+
+# %% [markdown]
+# The KL is not symmetric: $D_{\mathrm{KL}}(p \| q)$ weighs the log-ratio by $p$, the other
+# direction by $q$. Now the Monte-Carlo estimator against the exact value, with error bars of two
+# standard errors, for growing sample sizes:
+
+# %%
 exact = kl_divergence(p, q).item()
 sizes = [10, 30, 100, 300, 1000] if QUICK else [10, 30, 100, 300, 1000, 3000, 10000, 30000]
 torch.manual_seed(0)
@@ -539,33 +496,27 @@ try:
     kl_divergence(mog(), mog())
 except NotImplementedError as err:
     print("continuous models:", str(err)[:150], "...")
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-The estimates scatter around the exact value with a spread that shrinks like $1/\sqrt{N}$, and
-about 95% of the $\pm 2$ s.e. bars cover it. For continuous heads no exact KL exists, and the
-error message points to the Monte-Carlo estimator.
 
-### Maximum likelihood minimizes the forward KL
+# %% [markdown]
+# The estimates scatter around the exact value with a spread that shrinks like $1/\sqrt{N}$, and
+# about 95% of the $\pm 2$ s.e. bars cover it. For continuous heads no exact KL exists, and the
+# error message points to the Monte-Carlo estimator.
+#
+# ### Maximum likelihood minimizes the forward KL
+#
+# Because the KL decomposes as cross-entropy minus entropy,
+#
+# $$
+# \mathbb{E}_{x \sim p}\big[-\log q_\theta(x)\big] = H(p) + D_{\mathrm{KL}}(p \,\|\, q_\theta),
+# $$
+#
+# the expected NLL of a model $q_\theta$ under data from $p$ is the entropy of $p$ (a floor no model
+# can beat) plus the forward KL. Maximum likelihood on samples of $p$ therefore drives
+# $D_{\mathrm{KL}}(p \| q_\theta)$ down. With an enumerable "data distribution" $p$ we can watch
+# both sides: we train a student NADE on 2,000 samples of $p$ and track the exact KL and the NLL on
+# the training samples and on fresh samples.
 
-Because the KL decomposes as cross-entropy minus entropy,
-
-$$
-\mathbb{E}_{x \sim p}\big[-\log q_\theta(x)\big] = H(p) + D_{\mathrm{KL}}(p \,\|\, q_\theta),
-$$
-
-the expected NLL of a model $q_\theta$ under data from $p$ is the entropy of $p$ (a floor no model
-can beat) plus the forward KL. Maximum likelihood on samples of $p$ therefore drives
-$D_{\mathrm{KL}}(p \| q_\theta)$ down. With an enumerable "data distribution" $p$ we can watch
-both sides: we train a student NADE on 2,000 samples of $p$ and track the exact KL and the NLL on
-the training samples and on fresh samples.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 torch.manual_seed(1)
 with torch.no_grad():
     samples, fresh = p.sample((2000,)), p.sample((2000,))
@@ -599,29 +550,23 @@ axes[1].set_xlabel("epoch")
 axes[1].set_ylabel("exact KL(p || student), nats")
 plt.tight_layout()
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-Both sample NLLs are Monte-Carlo estimates of the exact curve $H(p) + D_{\mathrm{KL}}(p \| q_\theta)$
-and follow it, offset by their sampling noise (a few hundredths of a nat with 2,000 samples). In
-expectation they can only approach $H(p)$ from above. A student that overfit its finite training
-sample would show a training NLL falling below the exact curve; with 12 variables and 2,000
-samples this one hardly does, and its exact KL keeps decreasing.
 
-## Summary
-
-* An AR model is an ordinary Pyro distribution: observe it (`obs=`), condition it on a `context`,
-  use it under plates; with SVI and no latents, training is maximum likelihood.
-* As a VAE decoder it models the correlations between pixels that a factorized decoder leaves
-  to the latent code: a better bound, a smaller rate, coherent samples.
-* As a learned prior it adapts to the aggregate posterior and lowers the rate.
-* As a guide, mixture-of-Gaussians conditionals with implicit reparameterization fit curved,
-  multimodal posteriors that Gaussian guides cannot.
-* `kl_divergence` between small discrete AR models is exact (by enumeration);
-  `pyro_ar.kl.monte_carlo_kl` gives an estimate with its standard error otherwise.
-  Maximum likelihood minimizes the forward KL: expected NLL $= H(p) + D_{\mathrm{KL}}(p \| q)$.
-""",
-    ),
-]
+# %% [markdown]
+# Both sample NLLs are Monte-Carlo estimates of the exact curve $H(p) + D_{\mathrm{KL}}(p \| q_\theta)$
+# and follow it, offset by their sampling noise (a few hundredths of a nat with 2,000 samples). In
+# expectation they can only approach $H(p)$ from above. A student that overfit its finite training
+# sample would show a training NLL falling below the exact curve; with 12 variables and 2,000
+# samples this one hardly does, and its exact KL keeps decreasing.
+#
+# ## Summary
+#
+# * An AR model is an ordinary Pyro distribution: observe it (`obs=`), condition it on a `context`,
+#   use it under plates; with SVI and no latents, training is maximum likelihood.
+# * As a VAE decoder it models the correlations between pixels that a factorized decoder leaves
+#   to the latent code: a better bound, a smaller rate, coherent samples.
+# * As a learned prior it adapts to the aggregate posterior and lowers the rate.
+# * As a guide, mixture-of-Gaussians conditionals with implicit reparameterization fit curved,
+#   multimodal posteriors that Gaussian guides cannot.
+# * `kl_divergence` between small discrete AR models is exact (by enumeration);
+#   `pyro_ar.kl.monte_carlo_kl` gives an estimate with its standard error otherwise.
+#   Maximum likelihood minimizes the forward KL: expected NLL $= H(p) + D_{\mathrm{KL}}(p \| q)$.

@@ -1,32 +1,35 @@
-"""Source of tutorials/03_continuous_conditionals.ipynb (built by tutorials/build.py)."""
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-MARKDOWN, CODE = "markdown", "code"
+# %% [markdown]
+# # 3. Continuous conditionals: mixtures of Gaussians
+#
+# For real-valued data each conditional $p(x_i \mid x_{<i})$ must be a density on $\mathbb{R}$.
+# `pyro_ar` uses a **mixture of $K$ Gaussians** whose weights, means and scales are computed
+# from $x_{<i}$ by the conditioner network; with NADE as the conditioner this is the *real-valued
+# NADE* (RNADE, Uria, Murray and Larochelle, 2013). This tutorial covers:
+#
+# 1. the mixture-of-Gaussians conditional and how it is scored stably;
+# 2. two-dimensional toy data, where we can *look* at the densities, and what the number of
+#    components $K$ does;
+# 3. the full-covariance Gaussian, the classic baseline, which is itself an autoregressive model
+#    with linear-Gaussian conditionals;
+# 4. two real tables available offline: the 13 chemical measurements of the wine data bundled
+#    with scikit-learn (small), and the digits read as a table of 64 integer features
+#    (dequantized).
 
-CELLS = [
-    (
-        MARKDOWN,
-        r"""
-# 3. Continuous conditionals: mixtures of Gaussians
-
-For real-valued data each conditional $p(x_i \mid x_{<i})$ must be a density on $\mathbb{R}$.
-`pyro_ar` uses a **mixture of $K$ Gaussians** whose weights, means and scales are computed
-from $x_{<i}$ by the conditioner network; with NADE as the conditioner this is the *real-valued
-NADE* (RNADE, Uria, Murray and Larochelle, 2013). This tutorial covers:
-
-1. the mixture-of-Gaussians conditional and how it is scored stably;
-2. two-dimensional toy data, where we can *look* at the densities, and what the number of
-   components $K$ does;
-3. the full-covariance Gaussian, the classic baseline, which is itself an autoregressive model
-   with linear-Gaussian conditionals;
-4. two real tables available offline: the 13 chemical measurements of the wine data bundled
-   with scikit-learn (small), and the digits read as a table of 64 integer features
-   (dequantized).
-""",
-    ),
-    (
-        CODE,
-        r"""
-%matplotlib inline
+# %%
+# %matplotlib inline
 import math
 import os
 import time
@@ -43,39 +46,33 @@ QUICK = os.environ.get("PYRO_AR_TUTORIAL_QUICK") == "1"  # set by the test suite
 torch.manual_seed(0)
 plt.rcParams.update({"figure.dpi": 72, "axes.grid": False})
 print(f"pyro_ar {pyro_ar.__version__}, torch {torch.__version__}: {'quick' if QUICK else 'full'} mode")
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-## 1. The mixture-of-Gaussians conditional
 
-For each variable the conditioner outputs $3K$ numbers: mixture logits $\ell_{ik}$, means
-$\mu_{ik}$ and unconstrained scales $s_{ik}$, all functions of $x_{<i}$. Then
+# %% [markdown]
+# ## 1. The mixture-of-Gaussians conditional
+#
+# For each variable the conditioner outputs $3K$ numbers: mixture logits $\ell_{ik}$, means
+# $\mu_{ik}$ and unconstrained scales $s_{ik}$, all functions of $x_{<i}$. Then
+#
+# $$
+# p(x_i \mid x_{<i}) = \sum_{k=1}^{K} \pi_{ik}\, \mathcal{N}\big(x_i;\, \mu_{ik}, \sigma_{ik}^2\big),
+# \qquad \pi_{i\cdot} = \operatorname{softmax}(\ell_{i\cdot}),
+# \qquad \sigma_{ik} = \operatorname{softplus}(s_{ik}) + \sigma_{\min}.
+# $$
+#
+# The log-density is computed as
+# $\log p = \operatorname{logsumexp}_k \big(\log \pi_{ik} + \log \mathcal{N}(x_i; \mu_{ik}, \sigma_{ik}^2)\big)$,
+# never by adding up probabilities, so a far outlier gets a large negative but finite value. The
+# floor $\sigma_{\min}$ (default $10^{-2}$, for standardized data) keeps a component from
+# collapsing onto a single data point, where the likelihood would grow without bound; real tables
+# often repeat values (zeros, rounded measurements), and a floor that is too small lets training
+# chase those spikes instead of the shape of the data. Values are fed back to the conditioner as
+# they are (one input per variable).
+#
+# Even with $K = 1$ the model is more than a Gaussian: the mean *and* the variance of each
+# conditional are nonlinear functions of the past. With $K > 1$ the conditionals can be
+# multimodal, skewed or heavy-tailed.
 
-$$
-p(x_i \mid x_{<i}) = \sum_{k=1}^{K} \pi_{ik}\, \mathcal{N}\big(x_i;\, \mu_{ik}, \sigma_{ik}^2\big),
-\qquad \pi_{i\cdot} = \operatorname{softmax}(\ell_{i\cdot}),
-\qquad \sigma_{ik} = \operatorname{softplus}(s_{ik}) + \sigma_{\min}.
-$$
-
-The log-density is computed as
-$\log p = \operatorname{logsumexp}_k \big(\log \pi_{ik} + \log \mathcal{N}(x_i; \mu_{ik}, \sigma_{ik}^2)\big)$,
-never by adding up probabilities, so a far outlier gets a large negative but finite value. The
-floor $\sigma_{\min}$ (default $10^{-2}$, for standardized data) keeps a component from
-collapsing onto a single data point, where the likelihood would grow without bound; real tables
-often repeat values (zeros, rounded measurements), and a floor that is too small lets training
-chase those spikes instead of the shape of the data. Values are fed back to the conditioner as
-they are (one input per variable).
-
-Even with $K = 1$ the model is more than a Gaussian: the mean *and* the variance of each
-conditional are nonlinear functions of the past. With $K > 1$ the conditionals can be
-multimodal, skewed or heavy-tailed.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 head = MixtureOfGaussians(3)
 print(head, "-> parameters per variable:", head.param_size)
 params = torch.tensor([[0.0, 1.0, -2.0, -1.0, 0.5, 2.0, 0.0, -1.0, 0.5]])  # logits, means, raw scales
@@ -89,21 +86,16 @@ plt.plot(xs, density)
 plt.title("one conditional: a mixture of 3 Gaussians")
 plt.xlabel("$x_i$")
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-## 2. Two-dimensional toy data
 
-In two dimensions the model is $p(x_1, x_2) = p(x_1)\, p(x_2 \mid x_1)$ and we can draw its
-density on a grid. We use two classic shapes: *two moons* (curved, thin) and a *ring of eight
-Gaussians* (multimodal), standardized.
-""",
-    ),
-    (
-        CODE,
-        r"""
+
+# %% [markdown]
+# ## 2. Two-dimensional toy data
+#
+# In two dimensions the model is $p(x_1, x_2) = p(x_1)\, p(x_2 \mid x_1)$ and we can draw its
+# density on a grid. We use two classic shapes: *two moons* (curved, thin) and a *ring of eight
+# Gaussians* (multimodal), standardized.
+
+# %%
 def two_moons(num, gen):
     t = torch.rand(num, generator=gen) * math.pi
     upper = torch.rand(num, generator=gen) < 0.5
@@ -130,30 +122,25 @@ for ax, (name, (train, _)) in zip(axes, toy.items()):
     ax.set_title(name)
     ax.set_aspect("equal")
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-### The full-covariance Gaussian baseline
 
-The maximum-likelihood Gaussian has a closed form: the sample mean $\hat\mu$ and the sample
-covariance $\hat\Sigma = \frac1N \sum_j (x_j - \hat\mu)(x_j - \hat\mu)^\top$, with
 
-$$
-\log \mathcal{N}(x; \hat\mu, \hat\Sigma) = -\tfrac12\Big(D \log 2\pi + \log\det\hat\Sigma
-+ (x - \hat\mu)^\top \hat\Sigma^{-1} (x - \hat\mu)\Big).
-$$
+# %% [markdown]
+# ### The full-covariance Gaussian baseline
+#
+# The maximum-likelihood Gaussian has a closed form: the sample mean $\hat\mu$ and the sample
+# covariance $\hat\Sigma = \frac1N \sum_j (x_j - \hat\mu)(x_j - \hat\mu)^\top$, with
+#
+# $$
+# \log \mathcal{N}(x; \hat\mu, \hat\Sigma) = -\tfrac12\Big(D \log 2\pi + \log\det\hat\Sigma
+# + (x - \hat\mu)^\top \hat\Sigma^{-1} (x - \hat\mu)\Big).
+# $$
+#
+# ### Mixture-of-Gaussians MADE
+#
+# We fit `pyro_ar.MADE(event_size=2, hidden_sizes=[64, 64], conditional=MixtureOfGaussians(K))`
+# for several $K$ with the usual loop, `loss = -model().log_prob(x).mean()`.
 
-### Mixture-of-Gaussians MADE
-
-We fit `pyro_ar.MADE(event_size=2, hidden_sizes=[64, 64], conditional=MixtureOfGaussians(K))`
-for several $K$ with the usual loop, `loss = -model().log_prob(x).mean()`.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 def gaussian_fit(train):
     mean = train.mean(0)
     cov = (train - mean).T @ (train - mean) / len(train)
@@ -190,11 +177,8 @@ print(f"trained {len(toy_models)} models in {time.perf_counter() - start:.0f} s"
 print(f"{'data':10s} {'Gaussian':>9s} " + " ".join(f"{'K=' + str(K):>8s}" for K in components) + "   (test NLL, nats)")
 for name in toy:
     print(f"{name:10s} {toy_nll[name, 'Gaussian']:9.3f} " + " ".join(f"{toy_nll[name, K]:8.3f}" for K in components))
-""",
-    ),
-    (
-        CODE,
-        r"""
+
+# %%
 lim = 2.3
 grid = torch.linspace(-lim, lim, 120)
 gx, gy = torch.meshgrid(grid, grid, indexing="xy")
@@ -218,30 +202,24 @@ for row, (name, (train, test)) in enumerate(toy.items()):
         ax.set_yticks([])
 plt.tight_layout()
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-What the number of components does:
 
-* **The Gaussian** can only draw one ellipse.
-* **$K = 1$**: $p(x_1)$ is a single Gaussian (it is the first variable in the order and sees
-  nothing), and each $p(x_2 \mid x_1)$ is a Gaussian whose mean and width follow $x_1$. It
-  can bend along one moon, but wherever two pieces of the data lie above each other it must
-  cover both with one bump, and the mass leaks between them.
-* **$K = 3$ and $10$**: the conditionals become multimodal, the first marginal too, and the
-  densities follow the data. Going from 3 to 10 components changes little here, and with
-  plenty of data extra components cost little; with little data they overfit quickly
-  (section 4).
+# %% [markdown]
+# What the number of components does:
+#
+# * **The Gaussian** can only draw one ellipse.
+# * **$K = 1$**: $p(x_1)$ is a single Gaussian (it is the first variable in the order and sees
+#   nothing), and each $p(x_2 \mid x_1)$ is a Gaussian whose mean and width follow $x_1$. It
+#   can bend along one moon, but wherever two pieces of the data lie above each other it must
+#   cover both with one bump, and the mass leaks between them.
+# * **$K = 3$ and $10$**: the conditionals become multimodal, the first marginal too, and the
+#   densities follow the data. Going from 3 to 10 components changes little here, and with
+#   plenty of data extra components cost little; with little data they overfit quickly
+#   (section 4).
+#
+# The slices below make the conditionals visible: $p(x_2 \mid x_1 = c)$ for three values of $c$
+# on the ring, where the true conditional has two or three separate bumps.
 
-The slices below make the conditionals visible: $p(x_2 \mid x_1 = c)$ for three values of $c$
-on the ring, where the true conditional has two or three separate bumps.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 ys = torch.linspace(-lim, lim, 300)
 fig, axes = plt.subplots(1, 3, figsize=(11, 2.8), sharey=True)
 for ax, c in zip(axes, [-1.2, 0.0, 0.9]):
@@ -249,49 +227,43 @@ for ax, c in zip(axes, [-1.2, 0.0, 0.9]):
     for K in components:
         with torch.no_grad():
             d = toy_models["ring", K]()
-            # log p(x2 | x1) = log p(x1, x2) - log p(x1); x1 comes first, so log p(x1) is a prefix marginal.
+            # x1 comes first in the order, so conditioning on it is exact: log p(x2 | x1).
             first = torch.tensor([True, False])
-            cond = (d.log_prob(pts) - d.marginal_log_prob(pts, first)).exp()
+            cond = d.condition(pts, first).log_prob(pts).exp()
         ax.plot(ys, cond, label=f"K = {K}")
     ax.set_title(f"$p(x_2 \\mid x_1 = {c})$")
     ax.set_xlabel("$x_2$")
 axes[0].legend()
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-## 3. The full-covariance Gaussian is an AR model
 
-By the chain rule a Gaussian factorizes into one-dimensional conditionals too, and for a
-Gaussian they are known in closed form (the Schur complement):
+# %% [markdown]
+# ## 3. The full-covariance Gaussian is an AR model
+#
+# By the chain rule a Gaussian factorizes into one-dimensional conditionals too, and for a
+# Gaussian they are known in closed form (the Schur complement):
+#
+# $$
+# x_i \mid x_{<i} \sim \mathcal{N}\Big(\mu_i + \Sigma_{i,<i}\Sigma_{<i,<i}^{-1}(x_{<i} - \mu_{<i}),\;
+# \Sigma_{ii} - \Sigma_{i,<i}\Sigma_{<i,<i}^{-1}\Sigma_{<i,i}\Big).
+# $$
+#
+# Each conditional mean is *linear* in the past and each variance is constant: a
+# full-covariance Gaussian is exactly an AR model with linear-Gaussian conditionals (this is the
+# Cholesky factorization of $\Sigma$). `pyro_ar.FVSBN(..., conditional=MixtureOfGaussians(1))`
+# contains that family (linear means; its log-scales may also depend linearly on the past), and
+# NADE or MADE with $K \ge 1$ components generalize it. We check the factorization on a real table.
+#
+# ## 4. A small real table: wine (scikit-learn)
+#
+# scikit-learn ships the UCI wine data: 178 wines, 13 chemical measurements each. (scikit-learn is
+# used here only to load the data; `pyro_ar` does not depend on it.) The measurements are
+# recorded with a fixed resolution (magnesium and proline as integers, the others to 0.1, 0.01 or
+# 0.001). A density model could put arbitrarily high density on exactly repeated values, so we
+# **dequantize**: each recorded value $v$ with resolution $r$ becomes $v + r u$ with
+# $u \sim \mathcal{U}(0, 1)$. Then we standardize with the training rows. The split is
+# 98 training, 30 validation and 50 test rows.
 
-$$
-x_i \mid x_{<i} \sim \mathcal{N}\Big(\mu_i + \Sigma_{i,<i}\Sigma_{<i,<i}^{-1}(x_{<i} - \mu_{<i}),\;
-\Sigma_{ii} - \Sigma_{i,<i}\Sigma_{<i,<i}^{-1}\Sigma_{<i,i}\Big).
-$$
-
-Each conditional mean is *linear* in the past and each variance is constant: a
-full-covariance Gaussian is exactly an AR model with linear-Gaussian conditionals (this is the
-Cholesky factorization of $\Sigma$). `pyro_ar.FVSBN(..., conditional=MixtureOfGaussians(1))`
-contains that family (linear means; its log-scales may also depend linearly on the past), and
-NADE or MADE with $K \ge 1$ components generalize it. We check the factorization on a real table.
-
-## 4. A small real table: wine (scikit-learn)
-
-scikit-learn ships the UCI wine data: 178 wines, 13 chemical measurements each. (scikit-learn is
-used here only to load the data; `pyro_ar` does not depend on it.) The measurements are
-recorded with a fixed resolution (magnesium and proline as integers, the others to 0.1, 0.01 or
-0.001). A density model could put arbitrarily high density on exactly repeated values, so we
-**dequantize**: each recorded value $v$ with resolution $r$ becomes $v + r u$ with
-$u \sim \mathcal{U}(0, 1)$. Then we standardize with the training rows. The split is
-98 training, 30 validation and 50 test rows.
-""",
-    ),
-    (
-        CODE,
-        r"""
+# %%
 from sklearn.datasets import load_wine
 
 wine = load_wine()
@@ -334,21 +306,16 @@ for i in range(x64.shape[1]):
     var_i = cov[i, i] - cov[i, :i] @ a
     total += torch.distributions.Normal(mean_i, var_i.sqrt()).log_prob(x64[:, i])
 print("max |sum of log-conditionals - MultivariateNormal.log_prob| =", (total - mvn.log_prob(x64)).abs().max().item())
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-With a table this small, validation-based early stopping is essential: a flexible model can
-drive its *training* NLL down for hundreds of steps while its validation NLL explodes. The
-training loop below uses the whole training set as one batch and keeps the parameters with the
-best validation score. We repeat the experiment on three random splits, since with 50 test rows
-one split is noisy.
-""",
-    ),
-    (
-        CODE,
-        r"""
+
+
+# %% [markdown]
+# With a table this small, validation-based early stopping is essential: a flexible model can
+# drive its *training* NLL down for hundreds of steps while its validation NLL explodes. The
+# training loop below uses the whole training set as one batch and keeps the parameters with the
+# best validation score. We repeat the experiment on three random splits, since with 50 test rows
+# one split is noisy.
+
+# %%
 def fit_early_stopping(model, train, valid, steps, lr=5e-3, every=5):
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     best, best_state, curve = float("inf"), None, []
@@ -403,49 +370,43 @@ ax.set_xlabel("step (full batch)")
 ax.set_ylabel("NLL (nats / row)")
 ax.legend(fontsize=7)
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-Even with 98 training rows, NADE with three components beats the closed-form Gaussian (fitted
-on training and validation rows together) on every split, by about a nat per row: several wine
-measurements are skewed, and the three grape cultivars make some of them multimodal, which
-mixtures can follow. The linear FVSBN contains the Gaussian family but does worse than the
-closed-form fit here: it is trained by gradient steps on fewer rows and stopped early, and its
-extra freedom (scales that depend on the past) is estimated from very little data.
 
-The curves show the danger of small tables: the training NLL keeps falling while the validation
-NLL turns up after a few dozen to a hundred steps, fastest for the most flexible model. Without
-early stopping every flexible model here would end far worse than the Gaussian.
+# %% [markdown]
+# Even with 98 training rows, NADE with three components beats the closed-form Gaussian (fitted
+# on training and validation rows together) on every split, by about a nat per row: several wine
+# measurements are skewed, and the three grape cultivars make some of them multimodal, which
+# mixtures can follow. The linear FVSBN contains the Gaussian family but does worse than the
+# closed-form fit here: it is trained by gradient steps on fewer rows and stopped early, and its
+# extra freedom (scales that depend on the past) is estimated from very little data.
+#
+# The curves show the danger of small tables: the training NLL keeps falling while the validation
+# NLL turns up after a few dozen to a hundred steps, fastest for the most flexible model. Without
+# early stopping every flexible model here would end far worse than the Gaussian.
+#
+# ## 5. A larger table: the digits as 64 integer features
+#
+# The 1,797 digits are also a table of 64 integer features (grey levels 0 to 16), like the 16
+# integer features of the letter-recognition data. `load_digits(kind="mog")` (the data for a
+# mixture-of-Gaussians head) dequantizes them, $y = g + u$ with $u \sim \mathcal{U}(0, 1)$, and standardizes each pixel with the
+# training mean and standard deviation. Dequantization makes continuous and discrete models
+# comparable: for any density $q$ on $y$, the implied discrete model
+# $Q(g) = \int_{[g, g+1)} q(y)\, dy$ satisfies, by Jensen's inequality,
+#
+# $$
+# \mathbb{E}_{u}\big[\log q(g + u)\big] \le \log Q(g),
+# $$
+#
+# so the continuous NLL is an upper bound on a discrete NLL. (Standardizing is a fixed affine map:
+# it shifts every model's NLL by the same constant, $\sum_j \log s_j$, so comparisons between
+# models are unaffected.)
+#
+# We compare the Gaussian with RNADE, that is `pyro_ar.NADE(..., conditional=MixtureOfGaussians(K))`,
+# for several $K$.
 
-## 5. A larger table: the digits as 64 integer features
-
-The 1,797 digits are also a table of 64 integer features (grey levels 0 to 16), like the 16
-integer features of the letter-recognition data. `load_digits(kind="continuous")` dequantizes
-them, $y = g + u$ with $u \sim \mathcal{U}(0, 1)$, and standardizes each pixel with the
-training mean and standard deviation. Dequantization makes continuous and discrete models
-comparable: for any density $q$ on $y$, the implied discrete model
-$Q(g) = \int_{[g, g+1)} q(y)\, dy$ satisfies, by Jensen's inequality,
-
-$$
-\mathbb{E}_{u}\big[\log q(g + u)\big] \le \log Q(g),
-$$
-
-so the continuous NLL is an upper bound on a discrete NLL. (Standardizing is a fixed affine map:
-it shifts every model's NLL by the same constant, $\sum_j \log s_j$, so comparisons between
-models are unaffected.)
-
-We compare the Gaussian with RNADE, that is `pyro_ar.NADE(..., conditional=MixtureOfGaussians(K))`,
-for several $K$.
-""",
-    ),
-    (
-        CODE,
-        r"""
-c_train = load_digits("train", kind="continuous")
-c_valid = load_digits("valid", kind="continuous")
-c_test = load_digits("test", kind="continuous")
+# %%
+c_train = load_digits("train", kind="mog")
+c_valid = load_digits("valid", kind="mog")
+c_test = load_digits("test", kind="mog")
 if QUICK:
     c_train, c_valid, c_test = c_train[:200], c_valid[:100], c_test[:100]
 print("train", tuple(c_train.shape), "first pixels of one row:", c_train[0, :6].numpy().round(2))
@@ -487,21 +448,15 @@ print(f"trained 3 RNADEs in {time.perf_counter() - start:.0f} s")
 print(f"{'model':18s} {'train NLL':>10s} {'test NLL':>10s}  (nats / image)")
 for name, (tr_nll, te_nll) in table.items():
     print(f"{name:18s} {tr_nll:10.2f} {te_nll:10.2f}")
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-With 1,197 training rows every RNADE beats the Gaussian by a wide margin: one component
-already gains several nats (nonlinear conditional means and variances), and going from one to
-three components gains more than twenty more; ten components add a little. The reason is visible in the marginal distribution of a
-single pixel: a stroke pixel is either off or on, so its values form two clusters, which one
-Gaussian per conditional cannot represent.
-""",
-    ),
-    (
-        CODE,
-        r"""
+
+# %% [markdown]
+# With 1,197 training rows every RNADE beats the Gaussian by a wide margin: one component
+# already gains several nats (nonlinear conditional means and variances), and going from one to
+# three components gains more than twenty more; ten components add a little. The reason is visible in the marginal distribution of a
+# single pixel: a stroke pixel is either off or on, so its values form two clusters, which one
+# Gaussian per conditional cannot represent.
+
+# %%
 pixel = 36
 torch.manual_seed(0)
 with torch.no_grad():
@@ -531,30 +486,24 @@ axes[1].set_xticks([])
 axes[1].set_title("samples, back on the grey-level scale")
 plt.tight_layout()
 plt.show()
-""",
-    ),
-    (
-        MARKDOWN,
-        r"""
-The Gaussian's samples are smeared, centred versions of "an average digit"; RNADE with
-several components produces crisp strokes, because each pixel's conditional can commit to
-"off" or "on" given the pixels before it.
 
-## Summary
-
-* A `MixtureOfGaussians(K)` head gives each conditional $K$ weights, means and scales computed
-  from the past; it is scored with `logsumexp` and a floor on the scales.
-* $K = 1$ already has nonlinear means and variances; $K > 1$ adds multimodality, skew and
-  heavy tails. More components need more data: on small tables they overfit, on larger ones
-  they help a lot.
-* A full-covariance Gaussian is the AR model with linear-Gaussian conditionals, and a strong
-  baseline on small tables. Mixture conditionals beat it when the data are skewed or multimodal,
-  if there are enough rows to fit them and training stops early enough.
-* Dequantize integer-valued features before fitting a density; the continuous NLL then bounds
-  the discrete one.
-
-Next: [pyro_ar inside Pyro](04_pyro_integration.ipynb): likelihoods, VAE decoders, priors,
-guides, and KL divergences.
-""",
-    ),
-]
+# %% [markdown]
+# The Gaussian's samples are smeared, centred versions of "an average digit"; RNADE with
+# several components produces crisp strokes, because each pixel's conditional can commit to
+# "off" or "on" given the pixels before it.
+#
+# ## Summary
+#
+# * A `MixtureOfGaussians(K)` head gives each conditional $K$ weights, means and scales computed
+#   from the past; it is scored with `logsumexp` and a floor on the scales.
+# * $K = 1$ already has nonlinear means and variances; $K > 1$ adds multimodality, skew and
+#   heavy tails. More components need more data: on small tables they overfit, on larger ones
+#   they help a lot.
+# * A full-covariance Gaussian is the AR model with linear-Gaussian conditionals, and a strong
+#   baseline on small tables. Mixture conditionals beat it when the data are skewed or multimodal,
+#   if there are enough rows to fit them and training stops early enough.
+# * Dequantize integer-valued features before fitting a density; the continuous NLL then bounds
+#   the discrete one.
+#
+# Next: [pyro_ar inside Pyro](04_pyro_integration.ipynb): likelihoods, VAE decoders, priors,
+# guides, and KL divergences.
