@@ -243,7 +243,8 @@ def test_class_conditional_fit_samples_one_row_per_class(tmp_path, capsys):
     assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "-n", "5", "--label", "3",
                      "--out", str(samples)]) == 0
     assert np.load(samples).shape == (5, 64)
-    assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "-n", "2", "--out", str(samples)]) == 0
+    assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "-n", "2", "--out", str(samples),
+                     "--overwrite"]) == 0
     assert np.load(samples).shape == (20, 64)  # 2 per class
     assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "--label", "10", "--out", str(samples)]) == 1
 

@@ -8,10 +8,11 @@
     torchrun --nproc_per_node 2 -m pyro_ar fit --model nade --out runs/nade   # DDP, gloo on CPU
 
 ``fit`` writes ``model.pt`` (a :func:`pyro_ar.save` checkpoint), ``metrics.json``,
-``samples.png`` and ``learning_curve.png`` into ``--out``. The directory is assembled in a
-temporary sibling and renamed into place only when everything is written, so a failed or
-interrupted run never leaves a directory that looks complete. Every input is checked
-before training starts; a problem prints ``pyro-ar: error: ...`` and exits with status 1.
+``samples.png`` and ``learning_curve.png`` into ``--out`` (see :mod:`.run_dir`): the location
+is checked and locked before training, the files are written to a staging folder and moved
+in only when all are written, and nothing but these files is ever replaced. Every input is
+checked before training starts; a problem prints ``pyro-ar: error: ...`` and exits with
+status 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -41,7 +43,14 @@ from pyro_ar.program.options import (
     random_seed,
 )
 from pyro_ar.program.plots import save_learning_curve, save_sample_grid, to_data_units
-from pyro_ar.program.run_dir import StagedDir, UsageError, check_out_dir
+from pyro_ar.program.run_dir import (
+    RunDir,
+    UsageError,
+    check_output_file,
+    check_run_dir,
+    prepare_run_dir,
+    write_file_atomically,
+)
 from pyro_ar.program.training import (
     DistributedInfo,
     bits_per_dim,
@@ -64,6 +73,15 @@ DEFAULT_LR = 1e-3
 # ---- argument parsing --------------------------------------------------------------------------
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors as the program's other errors: one ``pyro-ar: error:`` line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        command = self.prog.split()[-1] if " " in self.prog else ""
+        hint = f"; see pyro-ar {command} --help" if command else "; see pyro-ar --help"
+        self.exit(2, f"pyro-ar: error: {message}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``pyro-ar`` (sub-commands ``fit``, ``sample``, ``evaluate``).
 
@@ -71,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     (before ``main``) are choices, with their options as flags.
     """
     models = [e.name for e in registry.conditioner_entries()]
-    parser = argparse.ArgumentParser(prog="pyro-ar", description=f"Autoregressive density models ({', '.join(models)}).")
+    parser = _Parser(prog="pyro-ar", description=f"Autoregressive density models ({', '.join(models)}).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     fit = sub.add_parser("fit", help="train a model, report test NLL, write checkpoint, metrics and plots")
@@ -104,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=positive_int, default=1, help="CPU threads per process (default 1: the models are small)"
     )
     fit.add_argument("--out", help="output directory (default runs/<model>-<conditional>)")
-    fit.add_argument("--overwrite", action="store_true", help="replace a non-empty --out directory")
+    fit.add_argument(
+        "--overwrite", action="store_true",
+        help="replace the outputs of an earlier run in --out (other files there are never touched)",
+    )
     fit.add_argument("--num-samples", type=positive_int, default=64, help="samples in samples.png (default 64)")
     fit.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_option_flags(fit)
@@ -113,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
     smp.add_argument("-n", "--num-samples", type=positive_int, default=64, help="how many samples (default 64)")
     smp.add_argument("--out", default="samples.png", help="output .png (a grid) or .npy (the values)")
+    smp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     smp.add_argument("--temperature", type=positive_float, default=1.0, help="logit temperature (discrete heads)")
     smp.add_argument("--label", type=int, help="class-conditional models: sample this class (default: every class)")
     smp.add_argument("--seed", type=random_seed, default=0, help="random seed (default 0)")
@@ -210,8 +232,22 @@ def run_fit(args: argparse.Namespace) -> int:
         raise UsageError("--threshold applies to binary heads (--conditional bernoulli) only")
     model_kwargs(args), head_kwargs(args)  # a flag of another model or head fails here, before any work
     args.lr = learning_rate(args)
-    out = Path(args.out or f"runs/{args.model}-{args.conditional}")
-    check_out_dir(out, args.overwrite)
+    out = f"runs/{args.model}-{args.conditional}" if args.out is None else args.out
+    # Checked (and, on the main process, locked and staged) before any work; other ranks
+    # only check, since they write nothing.
+    if int(os.environ.get("RANK", "0")) == 0:
+        run: Optional[RunDir] = prepare_run_dir(out, args.overwrite, OUTPUT_FILES)
+    else:
+        run = None
+        check_run_dir(out, args.overwrite, OUTPUT_FILES)
+    try:
+        return _load_and_fit(args, run, t0)
+    finally:
+        if run is not None:
+            run.close()
+
+
+def _load_and_fit(args: argparse.Namespace, run: Optional[RunDir], t0: float) -> int:
     data = load_dataset(
         args.data, args.conditional, levels=args.levels, threshold=args.threshold, max_train=args.max_train,
         context=None if args.context == "none" else args.context,
@@ -224,7 +260,7 @@ def run_fit(args: argparse.Namespace) -> int:
             f"--batch-size {args.batch_size} must be divisible by the number of processes ({info.world_size})"
         )
     try:
-        return _fit(args, data, out, info, t0)
+        return _fit(args, data, run, info, t0)
     finally:
         teardown_distributed(info)
 
@@ -257,7 +293,7 @@ def draw_samples(net: RegisteredModel, num_samples: int, num_classes: Optional[i
     return x, columns
 
 
-def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedInfo, t0: float) -> int:
+def _fit(args: argparse.Namespace, data: DataSet, run: Optional[RunDir], info: DistributedInfo, t0: float) -> int:
     torch.set_num_threads(args.threads)
     _seed_all(args.seed)
     net = build_model(args, data).to(info.device)
@@ -288,7 +324,7 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
     for split, value in (("test", test), ("validation", valid)):
         if not math.isfinite(value):
             raise FloatingPointError(f"the {split} NLL is {value}: the {split} split holds values the model cannot score")
-    if not info.is_main:
+    if not info.is_main or run is None:
         return 0
     report = {**nll_report(test, data, "test"), **nll_report(valid, data, "valid")}
     say(_format_nll("test", report, "test"))
@@ -319,32 +355,27 @@ def _fit(args: argparse.Namespace, data: DataSet, out: Path, info: DistributedIn
         "device": str(info.device),
         "torch_version": torch.__version__,
     }
-    stage = StagedDir(out)
-    try:
-        save(
-            net,
-            stage.path / "model.pt",
-            data=data.name,
-            conditional=args.conditional,
-            preprocessing=data.preprocessing,
-            image_shape=list(data.image_shape) if data.image_shape else None,
-            log_scale=data.log_scale,
-            metrics=dict(report),
-            seed=args.seed,
-            context=args.context,
-            class_names=data.class_names,
-        )
-        values = to_data_units(samples, data.preprocessing)
-        save_sample_grid(values, stage.path / "samples.png", data.preprocessing, data.image_shape, columns=columns)
-        title = f"{args.model} / {args.conditional} on {Path(data.name).name}"
-        save_learning_curve(history.to_dict(), stage.path / "learning_curve.png", title)
-        metrics["total_seconds"] = time.perf_counter() - t0
-        (stage.path / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-        stage.commit()
-    except BaseException:
-        stage.abort()
-        raise
-    say(f"wrote {', '.join(OUTPUT_FILES)} to {out}/ in {metrics['total_seconds']:.1f} s")
+    save(
+        net,
+        run.staging / "model.pt",
+        data=data.name,
+        conditional=args.conditional,
+        preprocessing=data.preprocessing,
+        image_shape=list(data.image_shape) if data.image_shape else None,
+        log_scale=data.log_scale,
+        metrics=dict(report),
+        seed=args.seed,
+        context=args.context,
+        class_names=data.class_names,
+    )
+    values = to_data_units(samples, data.preprocessing)
+    save_sample_grid(values, run.staging / "samples.png", data.preprocessing, data.image_shape, columns=columns)
+    title = f"{args.model} / {args.conditional} on {Path(data.name).name}"
+    save_learning_curve(history.to_dict(), run.staging / "learning_curve.png", title)
+    metrics["total_seconds"] = time.perf_counter() - t0
+    (run.staging / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    run.commit()
+    say(f"wrote {', '.join(OUTPUT_FILES)} to {run.out}/ in {metrics['total_seconds']:.1f} s")
     return 0
 
 
@@ -394,11 +425,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.suffix.lower() not in (".png", ".npy"):
-        raise UsageError(f"--out must end in .png or .npy, got {str(out)!r}")
-    if out.parent and not out.parent.exists():
-        raise UsageError(f"the folder of --out, {str(out.parent)!r}, does not exist")
+    if Path(args.out).suffix.lower() not in (".png", ".npy"):
+        raise UsageError(f"--out must end in .png or .npy, got {args.out!r}")
+    out = check_output_file(args.out, args.overwrite)
     ckpt = load_checkpoint(args.checkpoint)
     net = ckpt.model
     prep = ckpt.extra.get("preprocessing") or {"kind": net.conditional.registry_name,
@@ -412,14 +441,21 @@ def run_sample(args: argparse.Namespace) -> int:
     samples, columns = draw_samples(net, args.num_samples, classes, args.temperature, args.label)
     values = to_data_units(samples, prep)
     if out.suffix.lower() == ".npy":
-        np.save(out, values)
+        write_file_atomically(out, lambda path: np.save(path, values), overwrite=args.overwrite)
     else:
-        save_sample_grid(values, out, prep, ckpt.extra.get("image_shape"), columns=columns)
+        write_file_atomically(
+            out, lambda path: save_sample_grid(values, path, prep, ckpt.extra.get("image_shape"), columns=columns),
+            overwrite=args.overwrite,
+        )
     print(f"wrote {len(values)} samples to {out}")
     return 0
 
 
 COMMANDS = {"fit": run_fit, "sample": run_sample, "evaluate": run_evaluate}
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -429,7 +465,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FloatingPointError) as err:
-        print(f"pyro-ar: error: {err}", file=sys.stderr)
+        print(f"pyro-ar: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # a full disk, a file that vanished: said, not a traceback
+        print(f"pyro-ar: error: {_one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("pyro-ar: interrupted", file=sys.stderr)
