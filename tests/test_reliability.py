@@ -6,6 +6,7 @@ and saving to a folder."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -254,3 +255,17 @@ def test_compounded_temperatures_that_underflow_are_refused():
     with pytest.raises(ValueError, match="temper the original distribution once"):
         d.tempered(1e-300)
     assert d.tempered(2.0).temperature == 2e-300
+
+
+@pytest.mark.skipif(
+    __import__("pyro_ar.program.data_files", fromlist=["x"])._fashion_dir() is None and os.environ.get("CI") != "true",
+    reason="dataset-fashion-mnist is not installed",
+)
+def test_class_conditional_fit_on_fashion_mnist(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["fit", "--model", "fvsbn", "--data", "fashion-mnist", "--context", "labels", "--epochs", "1",
+                     "--max-train", "200", "--no-progress", "--num-samples", "20", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["context"] == "labels" and metrics["event_size"] == 784 and np.isfinite(metrics["test_nll"])
+    ckpt = load_checkpoint(out / "model.pt")
+    assert ckpt.model.context_size == 10 and ckpt.extra["class_names"][9] == "Ankle boot"
