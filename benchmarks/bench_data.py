@@ -31,7 +31,10 @@ FASHION_VALID = 5000
 
 
 def digits(kind: str, levels: int = 4) -> Splits:
-    """The embedded digits as ``"binary"`` (float 0/1) or ``"categorical"`` (long, ``levels``)."""
+    """The embedded digits for the head ``kind``: ``"bernoulli"`` (float 0/1) or
+    ``"categorical"`` (long, ``levels`` grey levels)."""
+    if kind not in ("bernoulli", "categorical"):
+        raise ValueError(f"kind must be 'bernoulli' or 'categorical', got {kind!r}")
     return {s: load_digits(s, kind, levels=levels) for s in ("train", "valid", "test")}
 
 
@@ -63,5 +66,6 @@ def breast_cancer(seed: int = 0) -> Splits:
 
 
 def digits_continuous() -> Splits:
-    """The digits dequantized (uniform noise) and standardized, as ``pyro_ar.program.datasets`` gives them."""
-    return {s: load_digits(s, "continuous") for s in ("train", "valid", "test")}
+    """The digits dequantized (uniform noise) and standardized, as ``pyro_ar.program.datasets`` gives them
+    for mixture-of-Gaussians heads (``kind="mog"``)."""
+    return {s: load_digits(s, "mog") for s in ("train", "valid", "test")}

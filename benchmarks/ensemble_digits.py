@@ -82,7 +82,7 @@ def main(argv: List[str] = None) -> Dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    train_x, valid_x, test_x = (load_digits(s, "binary") for s in ("train", "valid", "test"))
+    train_x, valid_x, test_x = (load_digits(s, "bernoulli") for s in ("train", "valid", "test"))
     n = train_x.shape[1]
     net = pyro_ar.MADE(n, hidden_sizes=args.hidden_sizes, num_masks=args.num_masks, seed=args.seed)
 

@@ -125,7 +125,7 @@ def num_params(module: nn.Module) -> int:
 
 
 def digits_models(kind: str) -> Dict[str, Callable[[], pyro_ar.AutoregressiveModel]]:
-    head = (lambda: None) if kind == "binary" else (lambda: Categorical(4))
+    head = (lambda: None) if kind == "bernoulli" else (lambda: Categorical(4))
     n = 64
     return {
         "FVSBN": lambda: pyro_ar.FVSBN(n, conditional=head()),
@@ -138,7 +138,7 @@ def digits_models(kind: str) -> Dict[str, Callable[[], pyro_ar.AutoregressiveMod
 
 
 def run_digits(args, rows: List[Dict[str, Any]]) -> None:
-    for kind, label in (("binary", "digits 8x8, binarized"), ("categorical", "digits 8x8, 4 grey levels")):
+    for kind, label in (("bernoulli", "digits 8x8, binarized"), ("categorical", "digits 8x8, 4 grey levels")):
         data = bench_data.digits(kind)
         for name, make in digits_models(kind).items():
             torch.manual_seed(args.seed)

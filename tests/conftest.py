@@ -1,18 +1,25 @@
-"""The conformance harness: a list of model fixtures with readable ids.
+"""The conformance harness: a list of model fixtures with readable ids, driven by the registry.
 
 Every pyro_ar model that the generic tests run over is described by one :class:`ModelSpec`
-(conditioner x head x context x order x MADE depth/masks). A test asks for one of these
-argument names and ``pytest_generate_tests`` parametrizes it over the matching fixtures:
+(registered conditioner x head x context x order x the model's own options). A test asks for
+one of these argument names and ``pytest_generate_tests`` parametrizes it over the matching
+fixtures:
 
 * ``ar_spec``: every fixture;
 * ``ar_discrete_spec``: fixtures with an enumerable head (Bernoulli, Categorical);
 * ``ar_mog_spec``: fixtures with a mixture-of-Gaussians head;
-* ``ar_ensemble_spec``: MADE fixtures with several masks;
-* ``ar_member``: ``(spec, member)`` for every member (MADE mask) of every fixture;
+* ``ar_ensemble_spec``: fixtures with several members (MADE's masks, ``num_masks > 1``);
+* ``ar_member``: ``(spec, member)`` for every member of every fixture;
 * ``ar_mog_member``, ``ar_context_member``: the same, for the mixture-of-Gaussians
-  fixtures and for the fixtures with a context.
+  fixtures and for the fixtures with a context;
+* ``ar_model``: the registry name of every model among the fixtures.
 
 (The ``ar_`` prefix keeps these names clear of other test files' own parameters.)
+
+The fixtures are :data:`SPECS`: the core grid of every built-in model (:func:`specs_for`,
+from its registry entry's ``example`` options) and hand-written extras. A test module that
+defines ``AR_SPECS`` (e.g. ``AR_SPECS = specs_for("markov")`` in a new model's file, which
+then imports the generic tests) gets its own list instead, so a new model needs no edit here.
 
 Building a spec is deterministic (its own seed, the global RNG untouched) and every parameter
 is perturbed away from its initial value, so that biases are not zero and conditionals
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import pyro.distributions.testing.gof as gof
 import pytest
@@ -32,10 +39,47 @@ from scipy import stats
 
 import pyro_ar
 from pyro_ar.conditionals import Bernoulli, Categorical, Conditional, MixtureOfGaussians
+from pyro_ar.distributions import JointDistribution
+from pyro_ar.models import head_config
 
-__all__ = ["ModelSpec", "SPECS", "DISCRETE_SPECS", "MOG_SPECS", "ENSEMBLE_SPECS", "MEMBER_SPECS"]
+__all__ = [
+    "ModelSpec",
+    "specs_for",
+    "BUILTIN_MODELS",
+    "SPECS",
+    "DISCRETE_SPECS",
+    "MOG_SPECS",
+    "ENSEMBLE_SPECS",
+    "MEMBER_SPECS",
+]
 
 Order = Union[None, str, Tuple[int, ...]]
+Options = Tuple[Tuple[str, Any], ...]
+
+#: Short names of some model options in test ids (any other option shows its own name).
+_OPTION_IDS = {"hidden_size": "d", "hidden_sizes": "h", "num_masks": "m"}
+
+
+def _frozen(value: Any) -> Any:
+    """Lists as tuples (a spec is frozen and hashable)."""
+    return tuple(_frozen(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+def _thawed(value: Any) -> Any:
+    """Tuples back to lists, as a user would pass them."""
+    return [_thawed(v) for v in value] if isinstance(value, tuple) else value
+
+
+def as_options(options: Mapping[str, Any]) -> Options:
+    """``{"hidden_sizes": [12]} -> (("hidden_sizes", (12,)),)``: options in a spec's form."""
+    return tuple((name, _frozen(value)) for name, value in options.items())
+
+
+def _option_id(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return name if value else f"no_{name}"
+    text = "-".join(map(str, value)) if isinstance(value, tuple) else str(value)
+    return f"{_OPTION_IDS.get(name, name)}{text}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,14 +87,15 @@ class ModelSpec:
     """One model of the harness.
 
     Args:
-        model: ``"FVSBN"``, ``"NADE"`` or ``"MADE"`` (the :mod:`pyro_ar` factory).
+        model: the registry name of the conditioner (``"fvsbn"``, ``"nade"``, ``"made"``, or any
+            registered one); built with the factory ``pyro_ar.models.factory(model)``.
         head: ``"bernoulli"``, ``"categorical3"``, ``"categorical4"`` or ``"mog2"``.
         event_size: ``n`` (small enough to enumerate: ``K^n <= 256``).
         context_size: ``c`` or ``None``.
         order: ``None``, ``"reverse"``, ``"random"`` or an explicit permutation.
-        hidden: NADE's ``(d,)`` or MADE's hidden sizes.
-        num_masks: MADE's number of members.
-        order_agnostic: MADE's flag.
+        options: the model's own options as ``(name, value)`` pairs (sequences as tuples),
+            e.g. ``(("hidden_sizes", (12, 12)), ("num_masks", 3))``; the factory's defaults
+            for the others.
         seed: the seed of the weights (and of a random order).
     """
 
@@ -59,30 +104,35 @@ class ModelSpec:
     event_size: int
     context_size: Optional[int] = None
     order: Order = None
-    hidden: Tuple[int, ...] = ()
-    num_masks: int = 1
-    order_agnostic: bool = True
+    options: Options = ()
     seed: int = 0
 
     # ---- description --------------------------------------------------------------------
 
     @property
     def id(self) -> str:
-        parts = [self.model.lower()]
-        if self.model == "NADE":
-            parts.append(f"d{self.hidden[0]}")
-        elif self.model == "MADE":
-            parts.append("h" + "-".join(map(str, self.hidden)))
-            parts.append(f"m{self.num_masks}" + ("" if self.order_agnostic else "fixed"))
+        parts = [self.model]
+        parts += [_option_id(name, value) for name, value in self.options]
         parts += [self.head, f"n{self.event_size}"]
         if self.context_size is not None:
             parts.append(f"ctx{self.context_size}")
         if self.order is not None:
             parts.append(self.order if isinstance(self.order, str) else "perm" + "".join(map(str, self.order)))
+        if self.seed:
+            parts.append(f"seed{self.seed}")
         return "-".join(parts)
 
     def __str__(self) -> str:
         return self.id
+
+    def option(self, name: str, default: Any = None) -> Any:
+        """The value of model option ``name`` in this spec, else ``default``."""
+        return dict(self.options).get(name, default)
+
+    @property
+    def num_masks(self) -> int:
+        """The number of members (orders) of the model: its ``num_masks`` option, default 1."""
+        return self.option("num_masks", 1)
 
     @property
     def is_discrete(self) -> bool:
@@ -94,8 +144,17 @@ class ModelSpec:
         return {"bernoulli": 2, "categorical3": 3, "categorical4": 4}[self.head]
 
     @property
+    def entry(self) -> pyro_ar.registry.ConditionerEntry:
+        return pyro_ar.registry.conditioner_entry(self.model)
+
+    @property
+    def factory(self) -> type:
+        return pyro_ar.models.factory(self.model)
+
+    @property
     def distribution_class(self) -> type:
-        return getattr(pyro_ar.distributions, self.model)
+        self.factory  # makes the distribution class of a newly registered model, if not yet made
+        return self.entry.distribution_class
 
     def conditional(self) -> Conditional:
         if self.head == "bernoulli":
@@ -106,15 +165,18 @@ class ModelSpec:
 
     # ---- construction -------------------------------------------------------------------
 
-    def hparams(self) -> dict:
-        kw = dict(event_size=self.event_size, conditional=self.conditional(), context_size=self.context_size)
+    def factory_kwargs(self) -> dict:
+        """The keyword arguments of the factory call (besides ``event_size``)."""
+        kw = dict(conditional=self.conditional(), context_size=self.context_size, seed=self.seed)
         kw["order"] = list(self.order) if isinstance(self.order, tuple) else self.order
-        kw["seed"] = self.seed
-        if self.model == "NADE":
-            kw["hidden_size"] = self.hidden[0]
-        elif self.model == "MADE":
-            kw.update(hidden_sizes=list(self.hidden), num_masks=self.num_masks, order_agnostic=self.order_agnostic)
+        kw.update({name: _thawed(value) for name, value in self.options})
         return kw
+
+    def config(self) -> dict:
+        """What ``net.config()`` of the built model must hold for these arguments (the head
+        as :func:`pyro_ar.models.head_config`)."""
+        kw = self.factory_kwargs()
+        return {"event_size": self.event_size, **kw, "conditional": head_config(kw["conditional"])}
 
     def build(
         self, dtype: torch.dtype = torch.float64, weight_seed: Optional[int] = None
@@ -122,7 +184,7 @@ class ModelSpec:
         """A fresh model in ``dtype``, its weights drawn from ``weight_seed`` (default: ``seed``)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed if weight_seed is None else weight_seed)
-            net = getattr(pyro_ar, self.model)(**self.hparams()).to(dtype)
+            net = self.factory(self.event_size, **self.factory_kwargs()).to(dtype)
             with torch.no_grad():
                 for p in net.parameters():
                     p.add_(0.5 * torch.randn_like(p))
@@ -140,9 +202,11 @@ class ModelSpec:
         net: pyro_ar.AutoregressiveModel,
         batch_shape: Sequence[int] = (),
         mask_index: Optional[int] = None,
-    ) -> pyro_ar.Autoregressive:
+    ) -> JointDistribution:
         """``net``'s distribution with ``batch_shape``: through the context where there is one,
-        else through ``expand``."""
+        else through ``expand``. ``mask_index=None`` is the model itself (an
+        :class:`~pyro_ar.distributions.Ensemble` when it has several members), an int one member
+        (an :class:`~pyro_ar.Autoregressive`)."""
         dtype = next(net.parameters()).dtype
         batch_shape = torch.Size(batch_shape)
         if self.context_size is not None:
@@ -160,60 +224,93 @@ class ModelSpec:
         return x.to(dtype) if self.head == "bernoulli" else x
 
 
-def _grid() -> list:
-    """Every conditioner x head x with/without context (the core grid)."""
-    sizes = {"bernoulli": 5, "categorical3": 4, "mog2": 3}
-    models = [("FVSBN", ()), ("NADE", (8,)), ("MADE", (12,))]
-    return [
-        ModelSpec(model, head, n, context_size=ctx, hidden=hidden)
-        for model, hidden in models
-        for head, n in sizes.items()
+#: The heads of the core grid and their event sizes (``K^n <= 256``).
+CORE_HEADS = {"bernoulli": 5, "categorical3": 4, "mog2": 3}
+
+
+def specs_for(name: str) -> list:
+    """The core grid of one registered model, built with its registry ``example`` options:
+    every head x (no context, a context of 3), plus a reversed and a seeded random order."""
+    entry = pyro_ar.registry.conditioner_entry(name)
+    options = as_options(entry.example)
+    grid = [
+        ModelSpec(entry.name, head, n, context_size=ctx, options=options)
+        for head, n in CORE_HEADS.items()
         for ctx in (None, 3)
+    ]
+    return grid + [
+        ModelSpec(entry.name, "bernoulli", 5, order="reverse", options=options),
+        ModelSpec(entry.name, "categorical3", 4, context_size=2, order="random", options=options, seed=1),
     ]
 
 
-SPECS = _grid() + [
+#: The models that ship with pyro_ar (registered by the package itself, not by a test).
+BUILTIN_MODELS = [e.name for e in pyro_ar.registry.conditioner_entries() if e.cls.__module__.startswith("pyro_ar.")]
+
+
+def _spec(model: str, head: str, n: int, **kw: Any) -> ModelSpec:
+    """A hand-written spec: ``options`` given as a dict."""
+    return ModelSpec(model, head, n, options=as_options(kw.pop("options", {})), **kw)
+
+
+NADE8 = {"hidden_size": 8}
+
+SPECS = [s for name in BUILTIN_MODELS for s in specs_for(name)] + [
     # orders
-    ModelSpec("FVSBN", "bernoulli", 6, order="reverse"),
-    ModelSpec("FVSBN", "categorical3", 5, context_size=2, order=(3, 0, 4, 1, 2)),
-    ModelSpec("NADE", "bernoulli", 5, order=(2, 4, 0, 3, 1), hidden=(8,)),
-    ModelSpec("NADE", "categorical4", 4, context_size=2, order="random", hidden=(8,), seed=3),
-    ModelSpec("NADE", "mog2", 3, order="reverse", hidden=(8,)),
-    ModelSpec("MADE", "bernoulli", 6, order="reverse", hidden=(12, 12)),
-    ModelSpec("MADE", "mog2", 3, context_size=2, order="random", hidden=(12,), seed=1),
+    _spec("fvsbn", "bernoulli", 6, order="reverse"),
+    _spec("fvsbn", "categorical3", 5, context_size=2, order=(3, 0, 4, 1, 2)),
+    _spec("nade", "bernoulli", 5, order=(2, 4, 0, 3, 1), options=NADE8),
+    _spec("nade", "categorical4", 4, context_size=2, order="random", options=NADE8, seed=3),
+    _spec("nade", "mog2", 3, order="reverse", options=NADE8),
+    _spec("made", "bernoulli", 6, order="reverse", options={"hidden_sizes": [12, 12]}),
+    _spec("made", "mog2", 3, context_size=2, order="random", options={"hidden_sizes": [12]}, seed=1),
     # MADE depth x masks
-    ModelSpec("MADE", "bernoulli", 5, hidden=(12, 12)),
-    ModelSpec("MADE", "bernoulli", 5, hidden=(12,), num_masks=3),
-    ModelSpec("MADE", "bernoulli", 5, context_size=3, hidden=(12, 12), num_masks=3),
-    ModelSpec("MADE", "bernoulli", 5, hidden=(12,), num_masks=3, order_agnostic=False),
-    ModelSpec("MADE", "categorical3", 4, context_size=2, order="random", hidden=(12, 12), num_masks=3, seed=2),
-    ModelSpec("MADE", "categorical3", 4, context_size=2, order="reverse", hidden=(12,)),
-    ModelSpec("MADE", "mog2", 3, context_size=2, hidden=(12, 12), num_masks=3),
+    _spec("made", "bernoulli", 5, options={"hidden_sizes": [12, 12]}),
+    _spec("made", "bernoulli", 5, options={"hidden_sizes": [12], "num_masks": 3}),
+    _spec("made", "bernoulli", 5, context_size=3, options={"hidden_sizes": [12, 12], "num_masks": 3}),
+    _spec("made", "bernoulli", 5, options={"hidden_sizes": [12], "num_masks": 3, "order_agnostic": False}),
+    _spec("made", "categorical3", 4, context_size=2, order="random", options={"hidden_sizes": [12, 12], "num_masks": 3},
+          seed=2),
+    _spec("made", "categorical3", 4, context_size=2, order="reverse", options={"hidden_sizes": [12]}),
+    _spec("made", "mog2", 3, context_size=2, options={"hidden_sizes": [12, 12], "num_masks": 3}),
     # layers narrower than n - 1 (no input may be left dead), and a single variable
-    ModelSpec("MADE", "bernoulli", 6, hidden=(3,)),
-    ModelSpec("MADE", "bernoulli", 6, order="random", hidden=(3, 2), seed=4),
-    ModelSpec("MADE", "categorical3", 1, context_size=2, hidden=(4,)),
-    ModelSpec("NADE", "bernoulli", 1, hidden=(4,)),
-    ModelSpec("FVSBN", "mog2", 1, context_size=2),
+    _spec("made", "bernoulli", 6, options={"hidden_sizes": [3]}),
+    _spec("made", "bernoulli", 6, order="random", options={"hidden_sizes": [3, 2]}, seed=4),
+    _spec("made", "categorical3", 1, context_size=2, options={"hidden_sizes": [4]}),
+    _spec("nade", "bernoulli", 1, options={"hidden_size": 4}),
+    _spec("fvsbn", "mog2", 1, context_size=2),
 ]
-DISCRETE_SPECS = [s for s in SPECS if s.is_discrete]
-MOG_SPECS = [s for s in SPECS if not s.is_discrete]
-ENSEMBLE_SPECS = [s for s in SPECS if s.num_masks > 1]
-MEMBER_SPECS = [(s, m) for s in SPECS for m in range(s.num_masks)]
+
 
 def _member_id(spec_member: tuple) -> str:
     return f"{spec_member[0].id}-mask{spec_member[1]}"
 
 
-_PARAMS = {
-    "ar_spec": (SPECS, lambda s: s.id),
-    "ar_discrete_spec": (DISCRETE_SPECS, lambda s: s.id),
-    "ar_mog_spec": (MOG_SPECS, lambda s: s.id),
-    "ar_ensemble_spec": (ENSEMBLE_SPECS, lambda s: s.id),
-    "ar_member": (MEMBER_SPECS, _member_id),
-    "ar_mog_member": ([sm for sm in MEMBER_SPECS if not sm[0].is_discrete], _member_id),
-    "ar_context_member": ([sm for sm in MEMBER_SPECS if sm[0].context_size is not None], _member_id),
-}
+def _spec_id(spec: ModelSpec) -> str:
+    return spec.id
+
+
+def parameter_lists(specs: Sequence[ModelSpec]) -> Dict[str, tuple]:
+    """``{fixture name: (values, id function)}`` for a list of specs (module docstring)."""
+    specs = list(specs)
+    members = [(s, m) for s in specs for m in range(s.num_masks)]
+    return {
+        "ar_spec": (specs, _spec_id),
+        "ar_discrete_spec": ([s for s in specs if s.is_discrete], _spec_id),
+        "ar_mog_spec": ([s for s in specs if not s.is_discrete], _spec_id),
+        "ar_ensemble_spec": ([s for s in specs if s.num_masks > 1], _spec_id),
+        "ar_member": (members, _member_id),
+        "ar_mog_member": ([sm for sm in members if not sm[0].is_discrete], _member_id),
+        "ar_context_member": ([sm for sm in members if sm[0].context_size is not None], _member_id),
+        "ar_model": (list(dict.fromkeys(s.model for s in specs)), str),
+    }
+
+
+_PARAMS = parameter_lists(SPECS)
+DISCRETE_SPECS = _PARAMS["ar_discrete_spec"][0]
+MOG_SPECS = _PARAMS["ar_mog_spec"][0]
+ENSEMBLE_SPECS = _PARAMS["ar_ensemble_spec"][0]
+MEMBER_SPECS = _PARAMS["ar_member"][0]
 
 
 @pytest.fixture
@@ -245,7 +342,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    for name, (values, make_id) in _PARAMS.items():
+    # A test module may run the generic tests over its own models (a new conditioner's file
+    # sets ``AR_SPECS = specs_for("its-name")``); every other module gets the global lists.
+    specs = getattr(metafunc.module, "AR_SPECS", None)
+    params = _PARAMS if specs is None else parameter_lists(specs)
+    for name, (values, make_id) in params.items():
         if name in metafunc.fixturenames and not any(
             name in m.args[0] for m in metafunc.definition.iter_markers("parametrize")
         ):

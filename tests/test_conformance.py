@@ -18,6 +18,7 @@ from scipy import stats
 from torch.distributions import constraints
 
 import pyro_ar
+from pyro_ar.distributions import Ensemble, JointDistribution
 
 F64 = torch.float64
 
@@ -39,7 +40,7 @@ def value_index(x: torch.Tensor, k: int) -> torch.Tensor:
     return (x.long() * powers).sum(-1)
 
 
-def exact_probs(d: pyro_ar.Autoregressive, spec) -> torch.Tensor:
+def exact_probs(d: JointDistribution, spec) -> torch.Tensor:
     """``p(x)`` for every joint value: ``(K^n, *batch_shape)``."""
     values = all_values(spec)
     values = values.reshape((values.shape[0],) + (1,) * len(d.batch_shape) + (spec.event_size,))
@@ -124,11 +125,22 @@ def test_ensemble_is_exact_mixture(ar_spec):
     spec = ar_spec
     net = spec.build()
     x = spec.random_value((7,) + batch_for(spec))
-    lp = spec.distribution(net, batch_for(spec)).log_prob(x)
+    d = spec.distribution(net, batch_for(spec))
+    lp = d.log_prob(x)
     members = torch.stack(
         [spec.distribution(net, batch_for(spec), mask_index=m).log_prob(x) for m in range(spec.num_masks)]
     )
     torch.testing.assert_close(lp, torch.logsumexp(members, 0) - math.log(spec.num_masks), atol=1e-12, rtol=0)
+    if spec.num_masks > 1:  # the model is the Ensemble of its members, member k is net(mask_index=k)
+        assert isinstance(d, Ensemble) and len(d.members) == spec.num_masks
+        assert all(isinstance(m, spec.distribution_class) for m in d.members)
+        for k, member in enumerate(d.members):
+            assert torch.equal(member.order, net.conditioner.orders[k])
+        torch.testing.assert_close(d.member_log_probs(x), members, atol=1e-12, rtol=0)
+    else:  # a single chain, and mask_index=0 is the same chain
+        assert isinstance(d, spec.distribution_class) and not isinstance(d, Ensemble)
+        assert torch.equal(d.order, net.conditioner.orders[0])
+        torch.testing.assert_close(members[0], lp, atol=0, rtol=0)
     if spec.num_masks > 1:  # the members really differ, so the mixture is not trivially one of them
         assert (members[0] - members[1]).abs().max() > 1e-3
 
@@ -140,7 +152,7 @@ def test_log_prob_is_chain_rule_of_forward(ar_member):
     batch = batch_for(spec)
     x = spec.random_value((4,) + batch)
     context = spec.context(batch)
-    params = net.conditioner(net.conditional.encode(x, F64), context, member=member)
+    params = net.conditioner.member(member)(net.conditional.encode(x, F64), context)
     dists = [net.conditional.distribution(params[..., i, :]) for i in range(spec.event_size)]
     expected = sum(di.log_prob(x[..., i]) for i, di in enumerate(dists))
     lp = spec.distribution(net, batch, mask_index=member).log_prob(x)
@@ -160,25 +172,32 @@ def test_incremental_state_matches_forward(ar_member):
     context = spec.context(batch)
     x = spec.random_value(batch, seed=5)
     encoded = head.encode(x, F64)
-    full = cond(encoded, context, member=member)
-    state = cond.incremental(context, batch, member)
-    for step, i in enumerate(cond.orders[member].tolist()):
+    view = cond.member(member)  # the single-order conditioner of that member
+    full = view(encoded, context)
+    state = view.incremental(context, batch)
+    assert torch.equal(view.order, cond.orders[member])
+    for step, i in enumerate(view.order.tolist()):
         params = state.params(step)
         assert params.shape == batch + (cond.param_size,)
         torch.testing.assert_close(params, full[..., i, :], atol=1e-10, rtol=0)
         state.observe(step, encoded[..., i, :])
 
 
-@pytest.mark.parametrize("kind", ["FVSBN", "NADE", "MADE"])
+#: Options at n = 70 where a model's registry ``example`` would not exercise what matters
+#: there: NADE's shared hidden layer, MADE's degrees over two layers and a second member.
+MANY_VARIABLES_OPTIONS = {"nade": {"hidden_size": 16}, "made": {"hidden_sizes": [40, 40], "num_masks": 2}}
+
+
 @pytest.mark.parametrize("batch", [torch.Size([5]), torch.Size([2, 3]), torch.Size([])], ids=["1d", "2d", "0d"])
-def test_incremental_state_matches_forward_over_many_variables(kind, batch):
-    """The same check at n = 70 with categorical feedback and a context: several of the
-    sampling state's blocks (FVSBN updates blocks of 32 variables), and batches of any rank."""
+def test_incremental_state_matches_forward_over_many_variables(ar_model, batch):
+    """The same check at n = 70 with categorical feedback and a context, for every model of
+    the harness (and every member): several of the sampling state's blocks (FVSBN updates
+    blocks of 32 variables), and batches of any rank."""
     n, k = 70, 3
-    factory = getattr(pyro_ar, kind)
-    extra = {"FVSBN": {}, "NADE": {"hidden_size": 16}, "MADE": {"hidden_sizes": [40, 40]}}[kind]
+    options = MANY_VARIABLES_OPTIONS.get(ar_model, pyro_ar.registry.conditioner_entry(ar_model).example)
     torch.manual_seed(0)
-    net = factory(n, conditional=pyro_ar.conditionals.Categorical(k), context_size=2, order="random", **extra)
+    factory = pyro_ar.models.factory(ar_model)
+    net = factory(n, conditional=pyro_ar.conditionals.Categorical(k), context_size=2, order="random", **options)
     net = net.double()
     with torch.no_grad():  # non-zero everywhere, so that a dropped or misplaced term shows
         for p in net.parameters():
@@ -187,13 +206,15 @@ def test_incremental_state_matches_forward_over_many_variables(kind, batch):
     context = torch.randn(batch + (2,), dtype=F64)
     x = torch.randint(k, batch + (n,))
     encoded = head.encode(x, F64)
-    full = cond(encoded, context)
-    state = cond.incremental(context, batch)
-    for step, i in enumerate(cond.orders[0].tolist()):
-        params = state.params(step)
-        assert params.shape == batch + (k,)
-        torch.testing.assert_close(params, full[..., i, :], atol=1e-10, rtol=0)
-        state.observe(step, encoded[..., i, :])
+    for member in range(cond.num_members):
+        view = cond.member(member)
+        full = view(encoded, context)
+        state = view.incremental(context, batch)
+        for step, i in enumerate(view.order.tolist()):
+            params = state.params(step)
+            assert params.shape == batch + (k,)
+            torch.testing.assert_close(params, full[..., i, :], atol=1e-10, rtol=0)
+            state.observe(step, encoded[..., i, :])
 
 
 # ---- samples follow the density -----------------------------------------------------------
@@ -244,7 +265,7 @@ def rosenblatt(net, x: torch.Tensor, context, member: int) -> torch.Tensor:
     """``u_i = F_i(x_i | x_<i)``, the CDF of each mixture-of-Gaussians conditional at the
     sample: ``x: (N, n) -> (N, n)``. For exact samples of the member, the ``u`` are iid
     Uniform(0, 1) (Rosenblatt's transform), however sharp or multimodal the conditionals."""
-    params = net.conditioner(net.conditional.encode(x, F64), context, member=member)
+    params = net.conditioner.member(member)(net.conditional.encode(x, F64), context)
     logits, means, scales = net.conditional.split(params)
     cdf = torch.distributions.Normal(means, scales).cdf(x.unsqueeze(-1))
     return (logits.softmax(-1) * cdf).sum(-1)
@@ -271,7 +292,7 @@ def test_mog_samples_pass_rosenblatt_test(ar_mog_member):
         x = d.sample((4000,))
         assert uniform_iid(rosenblatt(net, x, spec.context(), member))
         # The same test rejects a sampler that drops the dependencies, or a stretched one.
-        params = net.conditioner(torch.zeros_like(net.conditional.encode(x, F64)), spec.context(), member=member)
+        params = net.conditioner.member(member)(torch.zeros_like(net.conditional.encode(x, F64)), spec.context())
         wrong = net.conditional.distribution(params).sample()  # every x_i given x_<i = 0
         if spec.event_size > 1:
             assert not uniform_iid(rosenblatt(net, wrong, spec.context(), member))
@@ -279,8 +300,9 @@ def test_mog_samples_pass_rosenblatt_test(ar_mog_member):
 
 
 def test_temperature_samples_follow_tempered_conditionals(ar_discrete_spec):
-    """``sample(temperature=T)`` draws each x_i from its conditional with logits / T: the
-    joint is ``mean_m prod_i softmax(logits_mi(x_<i) / T)[x_i]`` (normalized by the chain rule)."""
+    """``tempered(T)`` draws each x_i from its conditional with logits / T: the joint is
+    ``mean_m prod_i softmax(logits_mi(x_<i) / T)[x_i]`` (normalized by the chain rule), and
+    the tempered distribution's ``log_prob`` is that of its samples."""
     spec = ar_discrete_spec
     net = spec.build()
     d = net(spec.context())
@@ -290,12 +312,15 @@ def test_temperature_samples_follow_tempered_conditionals(ar_discrete_spec):
     with torch.no_grad():
         members = []
         for m in range(spec.num_masks):
-            params = net.conditioner(encoded, spec.context(), member=m)
+            params = net.conditioner.member(m)(encoded, spec.context())
             members.append(net.conditional.distribution(params, temperature).log_prob(values).sum(-1))
         q = torch.stack(members).exp().mean(0)
         torch.testing.assert_close(q.sum(), torch.tensor(1.0, dtype=F64), atol=1e-9, rtol=0)
+        tempered = d.tempered(temperature)
+        assert type(tempered) is type(d) and tempered.batch_shape == d.batch_shape
+        torch.testing.assert_close(exact_probs(tempered, spec), q, atol=1e-12, rtol=0)
         pyro.set_rng_seed(spec.seed)
-        x = d.sample((20000,), temperature=temperature)
+        x = tempered.sample((20000,))
     assert chi_square_passes(x, q, spec.num_values)
     if spec.event_size > 1 or spec.num_values > 2:
         assert not chi_square_passes(x, exact_probs(d, spec), spec.num_values), "T = 0.6 looks like T = 1"
@@ -316,17 +341,6 @@ def test_ensemble_samples_every_member(ar_ensemble_spec):
     responsibilities = (lps - lp).exp().mean(1) / spec.num_masks
     expected = torch.full_like(responsibilities, 1 / spec.num_masks)
     torch.testing.assert_close(responsibilities, expected, atol=0.05, rtol=0)
-
-
-@pytest.mark.parametrize("seed", [None, 0, 1, 2, 7])
-def test_random_order_ensemble_members_have_distinct_orders(seed):
-    """With ``order="random"`` member 0 takes the first draw of the seeded stream and the
-    other members continue it, so an order-agnostic ensemble never repeats member 0's order
-    by construction."""
-    net = pyro_ar.MADE(event_size=6, hidden_sizes=[8], num_masks=4, order="random", seed=seed)
-    orders = net.conditioner.orders
-    assert torch.equal(orders[0], pyro_ar.nn.make_order("random", 6, seed))
-    assert len({tuple(o) for o in orders.tolist()}) == 4, orders
 
 
 # ---- shapes -------------------------------------------------------------------------------
@@ -366,20 +380,10 @@ def test_log_prob_broadcasting(ar_spec):
         torch.testing.assert_close(lp[:, b], single.log_prob(x[:, 0]), atol=1e-12, rtol=0)
 
 
-@pytest.mark.parametrize("validate_args", [True, False], ids=["validate", "novalidate"])
-def test_expand(ar_spec, validate_args):
-    spec = ar_spec
-    net = spec.build()
-    context = spec.context((3,))
-    d = spec.distribution_class(net.conditioner, net.conditional, context=context, validate_args=validate_args)
-    if context is None:
-        d = d.expand((3,))
-    e = d.expand((2, 3))
-    assert type(e) is type(d) and isinstance(e, spec.distribution_class)
-    assert isinstance(e, pyro_ar.Autoregressive) and isinstance(e, torch.distributions.Distribution)
-    assert e.conditioner is net.conditioner and e.conditional == net.conditional
-    assert e._validate_args is validate_args
+def check_expand(d, e, spec, validate_args) -> None:
+    """``e = d.expand((2, 3))`` of a ``(3,)`` batch: the same values, checked the same way."""
     assert d.batch_shape == (3,) and e.batch_shape == (2, 3)  # expand does not mutate self
+    assert e._validate_args is validate_args
     x = spec.random_value((2, 3))
     torch.testing.assert_close(e.log_prob(x), d.log_prob(x), atol=1e-12, rtol=0)
     assert e.expand((4, 2, 3)).batch_shape == (4, 2, 3)
@@ -390,6 +394,40 @@ def test_expand(ar_spec, validate_args):
                 e.log_prob(bad)
         else:
             assert e.log_prob(bad).shape == (2, 3)
+
+
+@pytest.mark.parametrize("validate_args", [True, False], ids=["validate", "novalidate"])
+def test_expand(ar_spec, validate_args):
+    """``expand`` of every single-order chain (each member of an ensemble, built from its
+    ``conditioner.member(k)`` view), and of the ensemble of them."""
+    spec = ar_spec
+    net = spec.build()
+    context = spec.context((3,))
+    chains = []
+    for k in range(spec.num_masks):
+        view = net.conditioner.member(k)
+        if spec.num_masks == 1:
+            assert view is net.conditioner  # a single-member conditioner is its own member
+        d = spec.distribution_class(view, net.conditional, context=context, validate_args=validate_args)
+        if context is None:
+            d = d.expand((3,))
+        e = d.expand((2, 3))
+        assert type(e) is type(d) and isinstance(e, spec.distribution_class)
+        assert isinstance(e, pyro_ar.Autoregressive) and isinstance(e, torch.distributions.Distribution)
+        assert e.conditioner is view and e.conditioner.network is net.conditioner
+        assert e.conditional == net.conditional
+        assert torch.equal(e.order, net.conditioner.orders[k])
+        check_expand(d, e, spec, validate_args)
+        chains.append(d)
+    if spec.num_masks > 1:
+        with pytest.raises(ValueError, match="members"):  # one order per chain
+            spec.distribution_class(net.conditioner, net.conditional, context=context)
+        d = Ensemble(chains, validate_args=validate_args)
+        e = d.expand((2, 3))
+        assert type(e) is Ensemble and len(e.members) == spec.num_masks
+        assert all(type(m) is spec.distribution_class and m.batch_shape == (2, 3) for m in e.members)
+        assert all(m.conditioner is c.conditioner for m, c in zip(e.members, chains))
+        check_expand(d, e, spec, validate_args)
 
 
 def test_pyro_wrappers(ar_spec):
@@ -473,3 +511,18 @@ def test_state_dict_round_trip(ar_spec):
     pyro.set_rng_seed(3)
     b = spec.distribution(fresh, batch_for(spec)).sample((5,))
     assert torch.equal(a, b)
+
+
+def test_config_round_trip(ar_spec):
+    """``net.config()`` holds the arguments the model was built with (the head as
+    ``{"name": ...}``), and ``from_config`` of it rebuilds the same structure."""
+    spec = ar_spec
+    net = spec.build()
+    assert type(net) is spec.factory and isinstance(net, pyro_ar.models.RegisteredModel)
+    config = net.config()
+    assert {key: config[key] for key in spec.config()} == spec.config()
+    rebuilt = spec.factory.from_config(config)
+    assert rebuilt.config() == config and rebuilt.conditional == net.conditional
+    assert torch.equal(rebuilt.conditioner.orders, net.conditioner.orders)
+    shapes = {k: v.shape for k, v in net.state_dict().items()}
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == shapes

@@ -12,6 +12,7 @@ import torch
 import pyro_ar
 from frequency_checks import assert_frequencies, config_index
 from pyro_ar.conditionals import Bernoulli, Categorical
+from pyro_ar.distributions import Ensemble
 
 HEADS = {"bernoulli": (Bernoulli, 4), "categorical3": (lambda: Categorical(3), 3)}
 
@@ -117,14 +118,25 @@ def test_mask_index_selects_one_member():
     net = ensemble("bernoulli", num_masks=4, seed=4)
     x = torch.randint(0, 2, (10, 4)).double()
     with torch.no_grad():
-        members = net().member_log_probs(x)
+        full = net()
+        assert isinstance(full, Ensemble) and len(full.members) == 4
+        members = full.member_log_probs(x)
         for m in range(4):
             d = net(mask_index=m)
-            assert d.members == [m]
+            # One chain, member m's: an Autoregressive of one order on the shared weights.
+            assert isinstance(d, pyro_ar.distributions.MADE) and not isinstance(d, Ensemble)
+            assert d.conditioner.network is net.conditioner and d.conditioner.index == m
             assert torch.equal(d.order, net.conditioner.orders[m])
+            assert torch.equal(full.members[m].order, net.conditioner.orders[m])
             assert torch.allclose(d.log_prob(x), members[m], atol=1e-12)
-    with pytest.raises(ValueError, match="mask_index"):
-        net().order
+            assert torch.allclose(full.members[m].log_prob(x), members[m], atol=1e-12)
+    # The ensemble has no single order; the conditioner says to pick a member.
+    assert not hasattr(full, "order")
+    with pytest.raises(ValueError, match="4 members; use member"):
+        net.conditioner.order
+    # Nor is a multi-member conditioner one chain.
+    with pytest.raises(ValueError, match="4 members"):
+        pyro_ar.Autoregressive(net.conditioner, net.conditional)
 
 
 @pytest.mark.parametrize("bad", [4, -1, 1.0, True, "first"])
@@ -137,7 +149,12 @@ def test_invalid_mask_index_raises(bad):
 def test_random_mask_index_draws_every_member():
     net = ensemble("bernoulli", num_masks=4)
     torch.manual_seed(5)
-    drawn = [net(mask_index="random").mask_index for _ in range(200)]
+    drawn = []
+    for _ in range(200):
+        d = net(mask_index="random")
+        assert not isinstance(d, Ensemble) and d.conditioner.network is net.conditioner
+        assert torch.equal(d.order, net.conditioner.orders[d.conditioner.index])
+        drawn.append(d.conditioner.index)
     counts = torch.bincount(torch.tensor(drawn), minlength=4)
     assert counts.sum() == 200 and bool((counts > 25).all())
 
@@ -151,6 +168,17 @@ def test_members_have_their_own_orders():
         assert torch.equal(o.sort().values, torch.arange(6))
     fixed = pyro_ar.MADE(6, hidden_sizes=[8], num_masks=4, order="reverse", order_agnostic=False, seed=7)
     assert all(torch.equal(o, torch.arange(5, -1, -1)) for o in fixed.conditioner.orders)
+
+
+@pytest.mark.parametrize("seed", [None, 0, 1, 2, 7])
+def test_random_order_ensemble_members_have_distinct_orders(seed):
+    """With ``order="random"`` member 0 takes the first draw of the seeded stream and the
+    other members continue it, so an order-agnostic ensemble never repeats member 0's order
+    by construction."""
+    net = pyro_ar.MADE(event_size=6, hidden_sizes=[8], num_masks=4, order="random", seed=seed)
+    orders = net.conditioner.orders
+    assert torch.equal(orders[0], pyro_ar.nn.make_order("random", 6, seed))
+    assert len({tuple(o) for o in orders.tolist()}) == 4, orders
 
 
 def test_ensemble_ar_property_for_every_member():

@@ -245,12 +245,21 @@ def test_ensemble_raises_when_a_member_cannot_condition():
     net, d, mask, good = _partly_admissible_ensemble()
     bad = [m for m in range(4) if m not in good]
     x = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=torch.float64)
-    with pytest.raises(ValueError, match=re.escape(f"members {bad} do not") + ".*mask_index.*admissible_only"):
+    # The message names the failing members, the first one's row and variables, and the ways out.
+    first = net.conditioner.orders[bad[0]].tolist()
+    why = f"variable {first[0]} is unobserved but comes before observed variable 2 in the order {first}"
+    which = re.escape(f"members {bad} do not (member {bad[0]}, row 0: {why})")
+    options = re.escape(f"members {good} do put") + ".*mask_index.*admissible_only"
+    with pytest.raises(ValueError, match=which + ".*" + options):
         d.conditional_sample(x, mask, (3,))
-    with pytest.raises(ValueError, match=re.escape(f"members {bad} do not")):
+    with pytest.raises(ValueError, match=which):
         d.marginal_log_prob(x, mask)
-    with pytest.raises(ValueError, match="must come first in the model's order"):
+    with pytest.raises(ValueError, match=which):
+        d.condition(x, mask)
+    with pytest.raises(ValueError, match="must come first in the model's order, but " + re.escape(f"in row 0 {why}")):
         net(mask_index=bad[0]).conditional_sample(x, mask)
+    with pytest.raises(ValueError, match="must come first in the model's order, but " + re.escape(f"in row 0 {why}")):
+        net(mask_index=bad[0]).condition(x, mask)
     # A chosen admitting member conditions exactly.
     member = net(mask_index=good[-1])
     torch.manual_seed(6)
@@ -280,8 +289,118 @@ def test_ensemble_admissible_only_is_the_exact_sub_mixture():
 def test_admissible_only_raises_for_a_row_no_member_admits():
     net = build("made", num_masks=2, order=[0, 1, 2, 3], order_agnostic=False)
     masks = torch.tensor([[True, False, False, False], [False, True, False, False]])
-    with pytest.raises(ValueError, match="row 1"):
+    with pytest.raises(ValueError, match="variables of row 1 first in its order, so not even admissible_only=True"):
         net().conditional_sample(torch.zeros(2, 4), masks, admissible_only=True)
+    with pytest.raises(ValueError, match="variables of row 1 first in its order, so not even admissible_only=True"):
+        net().condition(torch.zeros(2, 4), masks, admissible_only=True)
+    # Without admissible_only the first failing row is named, here by both members.
+    with pytest.raises(ValueError, match=re.escape("members [0, 1] do not (member 0, row 1: variable 0 is unobserved")):
+        net().condition(torch.zeros(2, 4), masks)
+
+
+# ---- the conditioned distribution itself ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["fvsbn", "nade", "made", "made-ensemble"])
+def test_condition_log_prob_is_the_exact_conditional(kind):
+    """``d.condition(x_o, mask)`` is ``p(x_u | x_o)``: its ``log_prob`` matches enumeration
+    (``-inf`` off the observed values), ``observed_log_prob`` is ``log p(x_o)``, and it samples
+    what ``conditional_sample`` samples."""
+    if kind == "made-ensemble":
+        net = build("made", num_masks=3, order_agnostic=False, seed=4, std=1.5)
+    else:
+        net = build(kind)
+    d = net()
+    mask = prefix_mask(ORDER, 2)
+    x_obs = torch.tensor([1.0, float("nan"), 0.0, float("nan")], dtype=torch.float64)
+    conditioned = d.condition(x_obs, mask)
+    expected_type = pyro_ar.distributions.ConditionedEnsemble if kind == "made-ensemble" else (
+        pyro_ar.distributions.ConditionedAutoregressive
+    )
+    assert type(conditioned) is expected_type
+    assert conditioned.batch_shape == () and conditioned.event_shape == (4,)
+    support = d.enumerate_support()
+    probs = exact_conditional(d, torch.nan_to_num(x_obs), mask)
+    with torch.no_grad():
+        lp = conditioned.log_prob(support)
+        assert torch.allclose(lp.exp(), probs, atol=1e-12)
+        assert bool((lp[probs == 0] == -math.inf).all()) and bool(torch.isfinite(lp[probs > 0]).all())
+        torch.testing.assert_close(conditioned.observed_log_prob, d.marginal_log_prob(x_obs, mask), atol=0, rtol=0)
+        consistent = (support == torch.nan_to_num(x_obs))[:, mask].all(-1)
+        marginal = torch.logsumexp(d.log_prob(support)[consistent], 0)
+        assert torch.allclose(conditioned.observed_log_prob, marginal, atol=1e-10)
+    torch.manual_seed(21)
+    x = conditioned.sample((N_SAMPLES,))
+    assert bool((x[:, mask] == torch.tensor([1.0, 0.0], dtype=torch.float64)).all())
+    assert_frequencies(config_index(x, 2), probs)
+    torch.manual_seed(21)
+    assert torch.equal(d.conditional_sample(x_obs, mask, (N_SAMPLES,)), x)
+
+
+def test_condition_admissible_only_is_the_sub_mixture_conditional():
+    """``condition(..., admissible_only=True)`` of a partly admissible ensemble is the exact
+    conditional of the mixture of the admitting members: over all 16 values its probabilities
+    sum to 1 and are ``p_A(v) / p_A(x_o)`` (zero off the observation), the member weights are
+    the posterior ``p_m(x_o)`` among those members (zero for the others), and it samples that."""
+    net, d, mask, good = _partly_admissible_ensemble()
+    x_obs = torch.tensor([float("nan"), float("nan"), 1.0, float("nan")], dtype=torch.float64)
+    conditioned = d.condition(x_obs, mask, admissible_only=True)
+    assert type(conditioned) is pyro_ar.distributions.ConditionedEnsemble
+    support = d.enumerate_support()
+    with torch.no_grad():
+        members = torch.stack([net(mask_index=m).log_prob(support) for m in range(4)])  # (4, 16)
+        sub = torch.logsumexp(members[good], 0) - math.log(len(good))  # log p_A(v)
+        consistent = support[:, 2] == 1.0
+        log_marginal = torch.logsumexp(sub[consistent], 0)  # log p_A(x_o)
+        expected = torch.where(consistent, (sub - log_marginal).exp(), torch.zeros_like(sub))
+        lp = conditioned.log_prob(support)
+        torch.testing.assert_close(lp.exp().sum(), torch.ones((), dtype=torch.float64), atol=1e-12, rtol=0)
+        torch.testing.assert_close(lp.exp(), expected, atol=1e-12, rtol=0)
+        assert bool((lp[~consistent] == -math.inf).all())
+        torch.testing.assert_close(conditioned.observed_log_prob, log_marginal, atol=1e-10, rtol=0)
+        # Posterior member weights: p_m(x_o) normalized over the admitting members.
+        member_marginals = torch.logsumexp(members[:, consistent], 1)
+        weights = torch.full((4,), -math.inf, dtype=torch.float64)
+        weights[good] = member_marginals[good] - torch.logsumexp(member_marginals[good], 0)
+        torch.testing.assert_close(conditioned.log_weights, weights, atol=1e-10, rtol=0)
+        # The sub-mixture differs from the full ensemble's conditional (which cannot be had exactly).
+        full = d.log_prob(support)
+        full_conditional = torch.where(consistent, (full - torch.logsumexp(full[consistent], 0)).exp(), 0.0)
+        assert float((expected - full_conditional).abs().sum()) > 1e-3
+    torch.manual_seed(22)
+    x = conditioned.sample((N_SAMPLES,))
+    assert bool((x[:, 2] == 1.0).all())
+    assert_frequencies(config_index(x, 2), expected)
+
+
+def test_condition_with_a_prefix_per_row_over_a_context_batch():
+    """One chain, a batch of contexts, each row with its own observed prefix (from nothing to
+    everything): per row, ``condition(...).log_prob`` over every value sums to 1 and is
+    ``p(v) / p(x_o)``; ``observed_log_prob`` is ``log p(x_o)``; samples match per row."""
+    order = [1, 2, 0]
+    net = build("nade", Categorical(3), order=order, n=3, context_size=2, seed=15)
+    d = net(torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3)))
+    masks = torch.stack([prefix_mask(order, k, n=3) for k in range(4)])  # row k observes k variables
+    observed = torch.tensor([[0, 0, 0], [0, 2, 0], [0, 1, 2], [1, 0, 2]])
+    conditioned = d.condition(observed, masks)
+    assert conditioned.batch_shape == (4,)
+    support, lp = joint_table(d)  # (27, 3), (27, 4)
+    with torch.no_grad():
+        clp = conditioned.log_prob(support.unsqueeze(1))  # (27, 4)
+    torch.testing.assert_close(clp.exp().sum(0), torch.ones(4, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.manual_seed(23)
+    x = conditioned.sample((N_SAMPLES,))
+    assert x.shape == (N_SAMPLES, 4, 3) and bool((x[:, masks] == observed[masks]).all())
+    for row in range(4):
+        consistent = (support == observed[row])[:, masks[row]].all(-1)
+        log_marginal = torch.logsumexp(lp[consistent, row], 0)
+        expected = torch.where(consistent, (lp[:, row] - log_marginal).exp(), torch.zeros(()))
+        torch.testing.assert_close(clp[:, row].exp(), expected, atol=1e-12, rtol=0)
+        torch.testing.assert_close(conditioned.observed_log_prob[row], log_marginal, atol=1e-10, rtol=0)
+        assert_frequencies(config_index(x[:, row], 3), expected)
+    observed_lp = conditioned.observed_log_prob.detach()
+    assert float(observed_lp[0]) == 0.0  # nothing observed: log p(x_o) = log 1
+    assert float(observed_lp[3]) == pytest.approx(float(lp[config_index(observed[3], 3), 3]))  # everything
 
 
 # ---- input validation --------------------------------------------------------------------
@@ -301,7 +420,7 @@ def test_invalid_inputs_raise():
         d.conditional_sample(torch.zeros(2, 4), torch.zeros(3, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match="observed values"):
         d.marginal_log_prob(torch.tensor([0.0, 0.0, 0.5, 0.0]), mask)  # 0.5 is no Bernoulli value
-    with pytest.raises(ValueError, match="temperature"):
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
         d.conditional_sample(x, mask, temperature=0.0)
     # Garbage where nothing is observed is ignored.
     garbage = torch.tensor([7.0, float("nan"), 1.0, -3.0], dtype=torch.float64)
@@ -341,9 +460,19 @@ def test_temperature_one_is_the_model_and_others_are_tempered_conditionals(kind)
             assert torch.allclose(lq.exp().sum(), torch.ones((), dtype=torch.float64), atol=1e-12)
             if temperature == 1.0:
                 assert torch.allclose(lq, d.log_prob(support), atol=1e-12)
+            tempered = d.tempered(temperature)
+            assert type(tempered) is type(d) and tempered.temperature == temperature
+            # The tempered chain's log_prob is that of its samples.
+            assert torch.allclose(tempered.log_prob(support), lq, atol=1e-12)
             torch.manual_seed(9)
-            x = d.sample((N_SAMPLES,), temperature=temperature)
+            x = tempered.sample((N_SAMPLES,))
             assert_frequencies(config_index(x, 3), lq.exp())
+        # Tempering returns a new distribution: the model itself is unchanged.
+        assert d.temperature == 1.0
+        assert torch.allclose(d.log_prob(support), tempered_log_prob(d, support, 1.0), atol=1e-12)
+        # Temperatures compound: tempered(a).tempered(b) is tempered(a * b).
+        twice = d.tempered(0.5).tempered(4.0)
+        assert torch.allclose(twice.log_prob(support), tempered_log_prob(d, support, 2.0), atol=1e-12)
 
 
 def test_temperature_flattens_and_sharpens_each_conditional():
@@ -357,7 +486,7 @@ def test_temperature_flattens_and_sharpens_each_conditional():
         plug_in = []
         for t in (0.5, 1.0, 2.0):
             torch.manual_seed(11)
-            freq = torch.bincount(config_index(d.sample((N_SAMPLES,), temperature=t), 3), minlength=27) / N_SAMPLES
+            freq = torch.bincount(config_index(d.tempered(t).sample((N_SAMPLES,)), 3), minlength=27) / N_SAMPLES
             plug_in.append(float(-(freq[freq > 0] * freq[freq > 0].log()).sum()))
     assert plug_in[0] < plug_in[1] < plug_in[2]
 
@@ -367,25 +496,37 @@ def test_small_temperature_concentrates_on_per_step_argmax(kind):
     d = build(kind, Categorical(3), order=[1, 2, 0], n=3, seed=12)()
     torch.manual_seed(13)
     with torch.no_grad():
-        x = d.sample((200,), temperature=1e-4)
+        x = d.tempered(1e-4).sample((200,))
         assert bool((x == greedy(d)).all())
         observed, mask = torch.tensor([0, 2, 0]), torch.tensor([False, True, False])
         filled = d.conditional_sample(observed, mask, (200,), temperature=1e-4)
         assert bool((filled == greedy(d, observed, mask)).all())
+        # The same through the distributions: the tempered completions, or the completions of the tempered chain.
+        assert bool((d.condition(observed, mask).tempered(1e-4).sample((200,)) == greedy(d, observed, mask)).all())
+        assert bool((d.tempered(1e-4).condition(observed, mask).sample((200,)) == greedy(d, observed, mask)).all())
     # Bernoulli too: the sign of each logit.
     b = build(kind, Bernoulli(), order="reverse", n=4, seed=14)()
     with torch.no_grad():
-        assert bool((b.sample((200,), temperature=1e-4) == greedy(b).double()).all())
+        assert bool((b.tempered(1e-4).sample((200,)) == greedy(b).double()).all())
 
 
 def test_temperature_is_rejected_for_mixtures_of_gaussians_and_bad_values():
     d = build("nade", MixtureOfGaussians(2), order=None, n=2, std=0.3)()
-    with pytest.raises(ValueError, match="discrete"):
-        d.sample((3,), temperature=0.5)
-    with pytest.raises(ValueError, match="discrete"):
-        d.conditional_sample(torch.zeros(2), torch.tensor([True, False]), temperature=2.0)
-    assert d.sample((3,), temperature=1.0).shape == (3, 2)
+    observed, mask = torch.zeros(2), torch.tensor([True, False])
+    with pytest.raises(ValueError, match="temperature applies to discrete conditionals only"):
+        d.tempered(0.5)
+    with pytest.raises(ValueError, match="temperature applies to discrete conditionals only"):
+        d.conditional_sample(observed, mask, temperature=2.0)
+    with pytest.raises(ValueError, match="temperature applies to discrete conditionals only"):
+        d.condition(observed, mask).tempered(2.0)
+    assert d.tempered(1.0).sample((3,)).shape == (3, 2)
+    assert d.conditional_sample(observed, mask, (3,), temperature=1.0).shape == (3, 2)
     b = build("nade")()
+    bx, bmask = torch.zeros(4), prefix_mask(ORDER, 1)
     for bad in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="temperature"):
-            b.sample((2,), temperature=bad)
+        with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+            b.tempered(bad)
+        with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+            b.condition(bx, bmask).tempered(bad)
+        with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+            b.conditional_sample(bx, bmask, (2,), temperature=bad)

@@ -11,7 +11,7 @@
 
 import pyro
 import torch
-from pyro.nn import PyroModule, PyroSample
+from pyro.nn import PyroSample
 from torch.distributions import constraints
 
 import pyro_ar

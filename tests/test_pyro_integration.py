@@ -39,7 +39,7 @@ def fresh_param_store():
 
 
 def test_svi_on_a_likelihood_equals_maximum_likelihood_with_adam():
-    data = load_digits("train", "binary")[:200]
+    data = load_digits("train", "bernoulli")[:200]
     torch.manual_seed(0)
     net_svi = pyro_ar.MADE(event_size=64, hidden_sizes=[32])
     net_ml = copy.deepcopy(net_svi)
@@ -100,10 +100,12 @@ def test_trace_records_log_prob_of_batch_shape_under_a_plate():
     assert torch.allclose(site["log_prob"], 2.0 * net(context[idx]).log_prob(x[idx]))
 
 
+@pytest.mark.parametrize("num_masks", [1, 3], ids=["chain", "ensemble"])
 @pytest.mark.parametrize("with_context", [False, True], ids=["expanded", "context"])
-def test_nested_plates_expand_the_distribution(with_context):
+def test_nested_plates_expand_the_distribution(with_context, num_masks):
     torch.manual_seed(3)
-    net = pyro_ar.MADE(event_size=4, hidden_sizes=[8], context_size=2 if with_context else None)
+    net = pyro_ar.MADE(event_size=4, hidden_sizes=[8], context_size=2 if with_context else None, num_masks=num_masks)
+    kind = pyro_ar.Autoregressive if num_masks == 1 else pyro_ar.Ensemble
     context = torch.randn(4, 2) if with_context else None
 
     def model():
@@ -113,7 +115,7 @@ def test_nested_plates_expand_the_distribution(with_context):
     tr = poutine.trace(model).get_trace()
     tr.compute_log_prob()
     site = tr.nodes["x"]
-    assert isinstance(site["fn"], pyro_ar.Autoregressive)  # a real expand, not ExpandedDistribution
+    assert isinstance(site["fn"], kind)  # a real expand, not ExpandedDistribution
     assert site["fn"].batch_shape == (3, 4) and site["fn"].event_shape == (4,)
     assert site["value"].shape == (3, 4, 4)
     assert site["log_prob"].shape == (3, 4)
@@ -122,7 +124,7 @@ def test_nested_plates_expand_the_distribution(with_context):
     assert torch.allclose(site["log_prob"], net(context).log_prob(site["value"]))
     # Expanding again keeps the type and the values.
     again = site["fn"].expand((2, 3, 4))
-    assert isinstance(again, pyro_ar.Autoregressive) and again.batch_shape == (2, 3, 4)
+    assert isinstance(again, kind) and again.batch_shape == (2, 3, 4)
     assert torch.allclose(again.log_prob(site["value"]), site["log_prob"].expand(2, 3, 4))
 
 

@@ -269,3 +269,22 @@ def test_class_conditional_fit_on_fashion_mnist(tmp_path, capsys):
     assert metrics["context"] == "labels" and metrics["event_size"] == 784 and np.isfinite(metrics["test_nll"])
     ckpt = load_checkpoint(out / "model.pt")
     assert ckpt.model.context_size == 10 and ckpt.extra["class_names"][9] == "Ankle boot"
+
+
+def test_conditional_sample_checks_its_temperature():
+    d = pyro_ar.NADE(event_size=4)()
+    x, mask = torch.zeros(4), torch.tensor([True, False, False, False])
+    for bad in (True, 0.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature"):
+            d.conditional_sample(x, mask, (2,), temperature=bad)
+
+
+def test_conditioning_an_ensemble_twice_is_conditioning_once_on_both():
+    d = pyro_ar.MADE(event_size=4, hidden_sizes=[8], num_masks=2, order_agnostic=False)()
+    x = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    first, second = torch.tensor([True, False, False, False]), torch.tensor([False, True, False, False])
+    twice, once = d.condition(x, first).condition(x, second), d.condition(x, first | second)
+    torch.testing.assert_close(twice.observed_log_prob, once.observed_log_prob)
+    torch.testing.assert_close(twice.log_weights, once.log_weights)
+    v = d.enumerate_support()
+    torch.testing.assert_close(twice.log_prob(v), once.log_prob(v))

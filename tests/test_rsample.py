@@ -144,9 +144,8 @@ def _member_of(spec):
 
 
 def _conditional_cdfs(d, x):
-    """``u_i = F_i(x_i | x_<i)`` for every variable: ``(*, n)``."""
-    member = d.members[0]
-    params = d.conditioner(d.conditional.encode(x, x.dtype), d.context, member=member)
+    """``u_i = F_i(x_i | x_<i)`` for every variable of the chain ``d``: ``(*, n)``."""
+    params = d.conditioner(d.conditional.encode(x, x.dtype), d.context)  # d's one order (member view)
     return mixture_cdf(x, *d.conditional.split(params))
 
 
@@ -154,7 +153,7 @@ def _replay(d, u):
     """The sample with conditional CDF values ``u`` (``x = F^{-1}(u)`` variable by variable)."""
     x = torch.zeros_like(u)
     for i in d.order.tolist():
-        params = d.conditioner(d.conditional.encode(x, x.dtype), d.context, member=d.members[0])
+        params = d.conditioner(d.conditional.encode(x, x.dtype), d.context)
         logits, means, scales = d.conditional.split(params[..., i, :])
         x = x.clone()
         x[..., i] = inverse_cdf(u[..., i], logits, means, scales)
@@ -165,6 +164,7 @@ def test_ar_rsample_pathwise_gradient_matches_finite_differences(ar_mog_spec):
     spec = ar_mog_spec
     net = spec.build(torch.float64)
     d = spec.distribution(net, (5,), mask_index=_member_of(spec))
+    assert isinstance(d, pyro_ar.Autoregressive)  # one chain, so it can be replayed
     torch.manual_seed(4)
     x = d.rsample()
     assert x.shape == (5, spec.event_size) and x.requires_grad
@@ -206,6 +206,7 @@ def test_ar_rsample_shapes_and_ensembles():
     torch.manual_seed(5)
     net = pyro_ar.MADE(event_size=3, hidden_sizes=[8], conditional=MixtureOfGaussians(2), context_size=2, num_masks=2)
     d = net(torch.randn(4, 2))
+    assert isinstance(d, pyro_ar.Ensemble) and all(m.has_rsample for m in d.members)
     x = d.rsample((2, 3))
     assert x.shape == (2, 3, 4, 3)
     (g,) = torch.autograd.grad(x.pow(2).sum(), net.conditioner.output_bias)

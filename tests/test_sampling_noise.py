@@ -65,12 +65,13 @@ def test_noise_has_the_declared_shape(head):
 
 
 def naive_sample(d, noise, temperature=1.0, observed=None, mask=None):
-    """Rerun the whole conditioner for each variable, drawing it from ``noise[..., step, :]``."""
-    head, cond = d.conditional, d.conditioner
-    order = cond.orders[d.members[0]].tolist()
+    """Rerun the whole conditioner of the chain ``d`` for each variable, drawing it from
+    ``noise[..., step, :]`` with the conditional's logits divided by ``temperature``."""
+    head, cond = d.conditional, d.conditioner  # d's one order: a conditioner or a member view
+    order = d.order.tolist()
     x = torch.zeros(noise.shape[:-1], dtype=head.sample_dtype(F64))
     for step, i in enumerate(order):
-        params = cond(head.encode(x, F64), d.context, member=d.members[0])[..., i, :]
+        params = cond(head.encode(x, F64), d.context)[..., i, :]
         value = head.sample_from_noise(params, noise[..., step, :], temperature)
         if observed is not None:
             value = torch.where(mask[..., i], observed[..., i].to(value.dtype), value)
@@ -108,7 +109,7 @@ def test_sample_equals_naive_sampling_with_the_same_noise(kind, head):
     d = net(torch.randn(batch + (2,), dtype=F64))
     temperature = 1.0 if not head.is_discrete else 0.7
     torch.manual_seed(11)
-    x = d.sample((4,), temperature=temperature)
+    x = d.tempered(temperature).sample((4,))
     torch.manual_seed(11)  # the loop draws all its noise first, in step order
     noise = head.draw_noise(torch.Size((4,) + batch + (70,)), F64, torch.device("cpu"))
     expected = naive_sample(d.expand((4,) + batch), noise, temperature)
@@ -117,6 +118,45 @@ def test_sample_equals_naive_sampling_with_the_same_noise(kind, head):
         assert torch.equal(x, expected)
     else:
         torch.testing.assert_close(x, expected, atol=1e-10, rtol=0)
+
+
+def test_sample_equals_naive_sampler(ar_member):
+    """Every harness model, each member of an ensemble: ``sample`` (at T = 1 and, for
+    discrete heads, tempered) and the clamped loop of ``condition(...).sample`` are exactly the
+    naive sampler's draws with the same noise."""
+    spec, member = ar_member
+    net = spec.build()
+    head, n = net.conditional, spec.event_size
+    batch = (2, 3)
+    d = spec.distribution(net, batch, mask_index=member)
+    assert isinstance(d, pyro_ar.Autoregressive) and torch.equal(d.order, net.conditioner.orders[member])
+    wide = d.expand((4,) + batch)
+
+    def same(x, expected):
+        assert x.shape == expected.shape == (4,) + batch + (n,) and x.dtype == expected.dtype
+        if head.is_discrete:
+            return torch.equal(x, expected)
+        return torch.allclose(x, expected, atol=1e-10, rtol=0)
+
+    for temperature in (1.0, 0.7) if head.is_discrete else (1.0,):
+        torch.manual_seed(11)
+        x = d.tempered(temperature).sample((4,))
+        torch.manual_seed(11)  # the loop draws all its noise first, in step order
+        noise = head.draw_noise(torch.Size((4,) + batch + (n,)), F64, torch.device("cpu"))
+        assert same(x, naive_sample(wide, noise, temperature)), temperature
+    # The first half of the order observed (a prefix: exact), differently in each row.
+    mask = torch.zeros(batch + (n,), dtype=torch.bool)
+    mask[..., d.order[: n // 2 + 1]] = True
+    mask[1, 2] = False  # a row with nothing observed
+    observed = spec.random_value(batch, seed=9)
+    torch.manual_seed(12)
+    x = d.condition(observed, mask).sample((4,))
+    torch.manual_seed(12)
+    noise = head.draw_noise(torch.Size((4,) + batch + (n,)), F64, torch.device("cpu"))
+    shape = (4,) + batch + (n,)
+    expected = naive_sample(wide, noise, observed=observed.expand(shape), mask=mask.expand(shape))
+    assert same(x, expected)
+    assert torch.equal(x[:, mask], observed[mask].to(x.dtype).expand(4, -1))
 
 
 @pytest.mark.parametrize("head", [Bernoulli(), Categorical(3)], ids=repr)
@@ -155,3 +195,14 @@ def test_conditional_sample_equals_naive_with_clamping(kind):
     torch.manual_seed(8)
     noise = head.draw_noise(torch.Size([6, n]), F64, torch.device("cpu"))
     assert torch.equal(x, naive_sample(d.expand((6,)), noise, observed=observed.expand(6, n), mask=mask.expand(6, n)))
+    # The loop itself, public as sample_clamped, and the conditioned distribution's sampler.
+    torch.manual_seed(8)
+    assert torch.equal(d.sample_clamped((6,), observed, mask), x)
+    torch.manual_seed(8)
+    assert torch.equal(d.condition(observed, mask).sample((6,)), x)
+    # Tempered, with the same noise: the naive sampler at that temperature.
+    torch.manual_seed(8)
+    cooled = d.conditional_sample(observed, mask, (6,), temperature=0.6)
+    assert torch.equal(cooled[:, mask], observed[mask].expand(6, 40))
+    expected = naive_sample(d.expand((6,)), noise, 0.6, observed=observed.expand(6, n), mask=mask.expand(6, n))
+    assert torch.equal(cooled, expected) and not torch.equal(cooled, x)

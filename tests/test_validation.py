@@ -8,6 +8,7 @@ temperatures, and a conditioner/conditional size mismatch.
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 import torch
@@ -250,17 +251,52 @@ def test_conditioner_conditional_mismatch(conditioner, conditional):
 )
 def test_bad_mask_index(mask_index):
     net = pyro_ar.MADE(event_size=3, hidden_sizes=[4], num_masks=3)
-    with pytest.raises(ValueError, match="mask_index"):
+    named = re.escape(f"got {mask_index!r}")  # every message names the bad value
+    expected = "mask_index must be None, an int or 'random'" if isinstance(mask_index, str) else (
+        r"mask_index must be None, 'random' or an int in \[0, 2\]"
+    )
+    with pytest.raises(ValueError, match=f"{expected}, {named}"):
         net(mask_index=mask_index)
+    # The members of the conditioner (what a single-order distribution is built from) check it too.
+    with pytest.raises(ValueError, match=r"member index must be an int in \[0, 2\], " + named):
+        net.conditioner.member(mask_index)
+    with pytest.raises(ValueError, match=r"mask index must be an int in \[0, 2\], " + named):
+        net.conditioner(torch.zeros(3, 1), member=mask_index)
+    with pytest.raises(ValueError, match=r"mask index must be an int in \[0, 2\], " + named):
+        net.conditioner.incremental(None, torch.Size([2]), member=mask_index)
+    # A single-member model has member 0 only.
+    single = pyro_ar.NADE(event_size=3, hidden_size=4)
     if not isinstance(mask_index, str):
-        with pytest.raises(ValueError, match="mask_index"):
-            pyro_ar.Autoregressive(net.conditioner, net.conditional, mask_index=mask_index)
+        with pytest.raises(ValueError, match=r"mask_index must be None, 'random' or an int in \[0, 0\]"):
+            single(mask_index=1 if mask_index == 3 else mask_index)
+    with pytest.raises(ValueError, match=r"member index must be an int in \[0, 0\]"):
+        single.conditioner.member(1 if mask_index == 3 else mask_index)
+
+
+def test_multi_member_conditioner_is_not_one_chain():
+    net = pyro_ar.MADE(event_size=3, hidden_sizes=[4], num_masks=3)
+    with pytest.raises(ValueError, match="MADE has 3 members.*pass conditioner.member"):
+        pyro_ar.Autoregressive(net.conditioner, net.conditional)
+    with pytest.raises(ValueError, match="3 members; use member"):
+        net.conditioner.order
+    for k in range(3):
+        d = pyro_ar.Autoregressive(net.conditioner.member(k), net.conditional)
+        assert torch.equal(d.order, net.conditioner.orders[k])
+    with pytest.raises(ValueError, match="non-empty list"):
+        pyro_ar.Ensemble([])
+    other = pyro_ar.MADE(event_size=3, hidden_sizes=[4], conditional=Categorical(3))
+    with pytest.raises(ValueError, match="ensemble member 1"):
+        pyro_ar.Ensemble([net(mask_index=0), other()])
 
 
 def test_random_mask_index_picks_a_member():
     net = pyro_ar.MADE(event_size=3, hidden_sizes=[4], num_masks=3)
     torch.manual_seed(0)
-    picked = {net(mask_index="random").mask_index for _ in range(30)}
+    picked = set()
+    for _ in range(30):
+        d = net(mask_index="random")
+        assert isinstance(d, pyro_ar.Autoregressive) and d.conditioner.network is net.conditioner
+        picked.add(d.conditioner.index)
     assert picked == {0, 1, 2}
 
 
@@ -268,19 +304,49 @@ def test_random_mask_index_picks_a_member():
 @pytest.mark.parametrize("temperature", [0.0, -1.0, math.nan, math.inf], ids=["zero", "negative", "nan", "inf"])
 def test_bad_temperature(head, temperature):
     d = build("nade", head)()
-    with pytest.raises(ValueError, match="temperature"):
-        d.sample((2,), temperature=temperature)
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        d.tempered(temperature)
+    ensemble = build("made", head, num_masks=2)()
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        ensemble.tempered(temperature)
+
+
+@pytest.mark.parametrize("temperature", [True, "1", None, 1j], ids=["bool", "str", "none", "complex"])
+def test_temperature_not_a_number(temperature):
+    with pytest.raises(ValueError, match="temperature must be a positive finite number"):
+        build("nade", "bernoulli")().tempered(temperature)
+
+
+def test_sample_keeps_torch_signature():
+    """Temperature lives in ``tempered``: ``sample`` takes only ``sample_shape``, as in torch."""
+    d = build("nade", "bernoulli")()
+    with pytest.raises(TypeError, match="temperature"):
+        d.sample((2,), temperature=0.5)
 
 
 def test_temperature_on_continuous_head():
     d = build("made", "mog2")()
-    with pytest.raises(ValueError, match="temperature"):
-        d.sample((2,), temperature=0.5)
+    with pytest.raises(ValueError, match="temperature applies to discrete conditionals only"):
+        d.tempered(0.5)
+    with pytest.raises(ValueError, match="temperature applies to discrete conditionals only"):
+        build("made", "mog2", num_masks=2)().tempered(2.0)
+    assert d.tempered(1.0).sample((2,)).shape == (2, N)  # T = 1 is the model itself
 
 
 def test_enumeration_errors():
     with pytest.raises(NotImplementedError, match="continuous"):
         build("made", "mog2")().enumerate_support()
+    with pytest.raises(NotImplementedError, match="continuous"):
+        build("made", "mog2")().enumeration_size()
     big = pyro_ar.NADE(event_size=20, hidden_size=2)()
-    with pytest.raises(ValueError, match="max_enumeration_size"):
+    assert big.max_enumeration_size == 2**16
+    with pytest.raises(ValueError, match=r"K\^n = 2\^20 = 1048576 joint values, more than max_enumeration_size=65536"):
         big.enumerate_support()
+    with pytest.raises(ValueError, match="max_enumeration_size"):
+        big.enumeration_size()
+    with pytest.raises(ValueError, match="max_enumeration_size"):
+        big.entropy()
+    assert pyro_ar.NADE(event_size=16, hidden_size=2)().enumeration_size() == 2**16  # the bound itself is allowed
+    ensemble = pyro_ar.MADE(event_size=17, hidden_sizes=[4], num_masks=2)()
+    with pytest.raises(ValueError, match="max_enumeration_size"):
+        ensemble.enumerate_support()

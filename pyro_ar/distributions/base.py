@@ -218,6 +218,7 @@ class JointDistribution(TorchDistribution):
         :meth:`condition`). ``temperature`` tempers the drawn conditionals only (an
         ensemble's member weights stay those of the model).
         """
+        check_temperature(temperature, self.conditional)
         conditioned = self.condition(observed, observed_mask, **kwargs)
         if temperature != 1.0:
             conditioned = conditioned.tempered(temperature)

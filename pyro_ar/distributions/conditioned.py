@@ -261,6 +261,7 @@ class ConditionedEnsemble(JointDistribution):
         marginals = marginals.masked_fill(~admits, -math.inf)
         count = admits.sum(-1).to(marginals.dtype)
         self.components = components
+        self.admissible_only = admissible_only
         self.log_weights = marginals - torch.logsumexp(marginals, -1, keepdim=True)
         self.observed_log_prob = torch.logsumexp(marginals, -1) - count.log()
         self.conditional = components[0].conditional
@@ -277,6 +278,7 @@ class ConditionedEnsemble(JointDistribution):
     def _with(self, components: List[ConditionedAutoregressive], log_weights: Tensor, observed_lp: Tensor):
         new = self._get_checked_instance(ConditionedEnsemble, None)
         new.components, new.log_weights, new.observed_log_prob = components, log_weights, observed_lp
+        new.admissible_only = self.admissible_only
         new.conditional = self.conditional
         JointDistribution.__init__(new, components[0].batch_shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
@@ -308,6 +310,17 @@ class ConditionedEnsemble(JointDistribution):
             [c.expand(batch_shape) for c in self.components],
             self.log_weights.expand(batch_shape + self.log_weights.shape[-1:]),
             self.observed_log_prob.expand(batch_shape),
+        )
+
+    def condition(self, observed: Tensor, observed_mask: Tensor) -> "ConditionedEnsemble":
+        """Condition on more variables: the members given both observations, reweighted by
+        their posterior (computed from the members as they are, tempered or not)."""
+        mask = check_mask(self, observed_mask)
+        first = self.components[0]
+        both = torch.where(first.observed_mask, first.observed.to(observed.dtype), observed)
+        return ConditionedEnsemble(
+            [c.base for c in self.components], both, first.observed_mask | mask.to(first.observed_mask.device),
+            admissible_only=self.admissible_only,
         )
 
     def tempered(self, temperature: float) -> "ConditionedEnsemble":

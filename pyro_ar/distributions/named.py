@@ -44,6 +44,7 @@ def named_distribution(class_name: str) -> type:
         _MADE[class_name] = type(
             class_name,
             (Autoregressive,),
-            {"__doc__": f"The AR distribution of the {class_name} conditioner.", "__module__": __name__},
+            # Found by pyro_ar.distributions.__getattr__ (so pickle finds it too).
+            {"__doc__": f"The AR distribution of the {class_name} conditioner.", "__module__": "pyro_ar.distributions"},
         )
     return _MADE[class_name]
