@@ -137,12 +137,6 @@ class Autoregressive(JointDistribution):
         context = None if self.context is None else self.context.expand(batch_shape + self.context.shape[-1:])
         return self._copy(batch_shape, context, _instance)
 
-    def with_context(self, context: Optional[Tensor]) -> "Autoregressive":
-        """The same chain (weights, head, temperature) with another context ``(*batch, c)``."""
-        context = self._convert_context(self.conditioner.check_context(context))
-        batch_shape = torch.Size() if context is None else context.shape[:-1]
-        return self._copy(batch_shape, context)
-
     def select_rows(self, batch_shape: torch.Size, index: Tensor) -> "Autoregressive":
         """The chains of rows ``index`` of this distribution expanded to ``batch_shape`` and
         flattened: batch shape ``(len(index),)`` (how mixtures draw each row from its member)."""

@@ -50,6 +50,7 @@ from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor
+from torch.distributions.utils import lazy_property
 
 from pyro_ar.distributions.base import JointDistribution, draw_by_member
 
@@ -158,10 +159,15 @@ class ConditionedAutoregressive(JointDistribution):
         self.base = base if batch == base.batch_shape else base.expand(batch)
         self.conditional = base.conditional
         self.observed, self.observed_mask, self.admits = filled, mask, admits
-        lp = self.base.variable_log_probs(filled)
-        self.observed_log_prob = torch.where(mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device)).sum(-1)
         super().__init__(batch, self.base.event_shape, validate_args=False)
         self._validate_args = base._validate_args
+
+    @lazy_property
+    def observed_log_prob(self) -> Tensor:
+        """The exact marginal ``log p(x_o)``, ``B`` (computed when first asked for: sampling
+        needs no extra pass)."""
+        lp = self.base.variable_log_probs(self.observed)
+        return torch.where(self.observed_mask, lp, torch.zeros((), dtype=lp.dtype, device=lp.device)).sum(-1)
 
     @property
     def has_rsample(self) -> bool:  # type: ignore[override]
