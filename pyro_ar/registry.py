@@ -52,16 +52,12 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 @dataclass(frozen=True)
 class Option:
     """One constructor option: its name, type hint, default (``inspect.Parameter.empty``
-    when required) and the help text of the class docstring."""
+    when it has none) and the help text of the class docstring."""
 
     name: str
     annotation: Any
     default: Any
     help: str = ""
-
-    @property
-    def required(self) -> bool:
-        return self.default is inspect.Parameter.empty
 
 
 @dataclass

@@ -15,7 +15,7 @@ import inspect
 import math
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence
 
 from pyro_ar import registry
 from pyro_ar.registry import Option
@@ -94,21 +94,21 @@ def _strip_optional(annotation: Any) -> Any:
     return annotation
 
 
-def _parser_for(annotation: Any) -> Tuple[Dict[str, Any], str]:
-    """argparse keywords for an option of type ``annotation``, and a word for its metavar."""
+def _parser_for(annotation: Any) -> Dict[str, Any]:
+    """argparse keywords for an option of type ``annotation``."""
     annotation = _strip_optional(annotation)
     origin = typing.get_origin(annotation)
     if annotation is bool:
-        return {"action": argparse.BooleanOptionalAction}, ""
+        return {"action": argparse.BooleanOptionalAction}
     if origin is typing.Literal:
-        return {"choices": list(typing.get_args(annotation))}, ""
+        return {"choices": list(typing.get_args(annotation))}
     if annotation is int:
-        return {"type": _size, "metavar": "N"}, "N"
+        return {"type": _size, "metavar": "N"}
     if annotation is float:
-        return {"type": finite_float, "metavar": "X"}, "X"
+        return {"type": finite_float, "metavar": "X"}
     if origin in (list, tuple, Sequence, typing.Sequence) or getattr(origin, "__name__", "") == "Sequence":
-        return {"type": _int_list, "metavar": "N,N,..."}, "N,N,..."
-    return {"type": str}, ""
+        return {"type": _int_list, "metavar": "N,N,..."}
+    return {"type": str}
 
 
 @dataclass
@@ -127,12 +127,10 @@ class OptionFlag:
         return "--" + self.option.name.replace("_", "-")
 
 
-def _collect(entries: Sequence[Any], skip: Callable[[Any, Option], bool]) -> Dict[str, OptionFlag]:
+def _collect(entries: Sequence[Any], options_of: Callable[[Any], Sequence[Option]]) -> Dict[str, OptionFlag]:
     flags: Dict[str, OptionFlag] = {}
     for entry in entries:
-        for option in entry.options:
-            if skip(entry, option):
-                continue
+        for option in options_of(entry):
             known = flags.get(option.name)
             if known is None:
                 flags[option.name] = OptionFlag(option, [entry.name])
@@ -148,17 +146,17 @@ def _collect(entries: Sequence[Any], skip: Callable[[Any, Option], bool]) -> Dic
 
 def model_flags() -> Dict[str, OptionFlag]:
     """The flags of every registered conditioner's own options."""
-    return _collect(registry.conditioner_entries(), lambda e, o: o.name in registry.UNIVERSAL_ARGUMENTS)
+    return _collect(registry.conditioner_entries(), lambda entry: entry.model_options)
 
 
 def head_flags() -> Dict[str, OptionFlag]:
     """The flags of every registered head's options (except the one the data determine)."""
-    return _collect(registry.head_entries(), lambda e, o: o.name == e.data_option)
+    return _collect(registry.head_entries(), lambda entry: [o for o in entry.options if o.name != entry.data_option])
 
 
 def _add(group: argparse._ArgumentGroup, flags: Dict[str, OptionFlag], what: str, defaults) -> None:
     for name, flag in flags.items():
-        kwargs, _ = _parser_for(flag.option.annotation)
+        kwargs = _parser_for(flag.option.annotation)
         shown = []
         for owner in flag.owners:
             default = defaults(owner, flag.option)
