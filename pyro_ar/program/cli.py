@@ -32,7 +32,7 @@ import torch
 from pyro_ar import registry
 from pyro_ar.checkpoint import load_checkpoint, plain_config, save
 from pyro_ar.models import RegisteredModel, factory, memory_limit
-from pyro_ar.program.data_files import DataSet, head_names, load_dataset
+from pyro_ar.program.data_files import DataSet, head_names, load_dataset, source_names
 from pyro_ar.program.options import (
     add_option_flags,
     finite_float,
@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     (before ``main``) are choices, with their options as flags.
     """
     models = [e.name for e in registry.conditioner_entries()]
+    sources = ", ".join(source_names())
     parser = _Parser(prog="pyro-ar", description=f"Autoregressive density models ({', '.join(models)}).")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--conditional", choices=head_names(), default="bernoulli", help="the per-variable head (default: bernoulli)"
     )
     fit.add_argument(
-        "--data", default="digits", help="digits (embedded, default), fashion-mnist, or a .npy/.npz/.csv/IDX file"
+        "--data", default="digits", help=f"{sources} (by name; default digits), or a .npy/.npz/.csv/IDX file"
     )
     fit.add_argument(
         "--context", choices=("none", "labels"), default="none",
@@ -142,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="report the NLL of a checkpoint on a data split")
     ev.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
-    ev.add_argument("--data", help="digits, fashion-mnist or a file (default: the data the model was trained on)")
+    ev.add_argument("--data", help=f"{sources} or a file (default: the data the model was trained on)")
     ev.add_argument("--split", choices=("train", "valid", "test", "all"), default="test", help="default test")
     ev.add_argument("--batch-size", type=positive_int, default=1000, help="evaluation batch size")
     ev.add_argument("--device", default="cpu", help="cpu (default), auto, cuda or cuda:N")

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import csv
 import gzip
+import importlib
 import math
 import os
+import pkgutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -48,6 +50,8 @@ __all__ = [
     "value_kind",
     "load_dataset",
     "load_source",
+    "register_source",
+    "source_names",
     "read_array_file",
     "read_csv",
     "read_idx",
@@ -412,36 +416,82 @@ def load_fashion_mnist_labels(root: "str | os.PathLike[str] | None" = None) -> O
     return read_idx(paths[0]), read_idx(paths[1])
 
 
+# ---- named sources -----------------------------------------------------------------------------
+
+#: ``{name: loader}``: the sources ``--data`` accepts by name (anything else is a file path).
+_SOURCES: Dict[str, Callable[[], RawSource]] = {}
+_ALIASES: Dict[str, str] = {}
+
+
+def register_source(name: str, loader: Callable[[], RawSource], *, aliases: Sequence[str] = ()) -> None:
+    """Make ``loader`` (no arguments, returns a :class:`RawSource`) the data set ``name``.
+
+    A new data set is one module of :mod:`pyro_ar.program.sources` that ends with this call;
+    ``load_dataset``, ``pyro-ar fit --data NAME`` and its help pick it up.
+    """
+    if name in _SOURCES or name in _ALIASES:
+        raise ValueError(f"a data source named {name!r} is already registered")
+    _SOURCES[name] = loader
+    _ALIASES.update({alias: name for alias in aliases})
+
+
+def _import_sources() -> None:
+    # The modules of pyro_ar.program.sources register themselves when imported; imported on
+    # first use, since they import this module.
+    import pyro_ar.program.sources as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+def source_names() -> List[str]:
+    """The names of the registered data sources, in registration order."""
+    _import_sources()
+    return list(_SOURCES)
+
+
 def load_source(source: str) -> RawSource:
-    """Raw splits of ``"digits"``, ``"fashion-mnist"`` or a data file path."""
-    if source == "digits":
-        parts = {s: digits_split(s) for s in SPLIT_NAMES}
-        splits = {s: images.numpy().astype(np.float64) for s, (images, _) in parts.items()}
-        labels = {s: y.numpy() for s, (_, y) in parts.items()}
-        return RawSource("digits", splits, image_shape=(8, 8), max_level=DIGITS_MAX_LEVEL, labels=labels,
-                         class_names=[str(d) for d in range(10)])
-    if source in ("fashion-mnist", "fashion_mnist"):
-        train, test = load_fashion_mnist()
-        if train.ndim != 3 or test.shape[1:] != train.shape[1:]:
-            raise ValueError(f"Fashion-MNIST files have unexpected shapes {train.shape} and {test.shape}")
-        labels = None
-        found = load_fashion_mnist_labels()
-        if found is not None:
-            train_y, test_y = found
-            if train_y.shape != (len(train),) or test_y.shape != (len(test),):
-                raise ValueError(f"Fashion-MNIST label files do not match the images ({train_y.shape}, {test_y.shape})")
-            labels = {"train": train_y[:-FASHION_MNIST_VALID], "valid": train_y[-FASHION_MNIST_VALID:], "test": test_y}
-            labels = {k: v.astype(np.int64) for k, v in labels.items()}
-        image_shape = (int(train.shape[1]), int(train.shape[2]))
-        train = train.reshape(len(train), -1).astype(np.float64)
-        splits = {
-            "train": train[:-FASHION_MNIST_VALID],
-            "valid": train[-FASHION_MNIST_VALID:],
-            "test": test.reshape(len(test), -1).astype(np.float64),
-        }
-        return RawSource("fashion-mnist", splits, image_shape=image_shape, max_level=255, labels=labels,
-                         class_names=FASHION_MNIST_CLASSES)
+    """Raw splits of a registered source (``"digits"``, ``"fashion-mnist"``, ...) or a data file path."""
+    _import_sources()
+    name = _ALIASES.get(source, source)
+    if name in _SOURCES:
+        return _SOURCES[name]()
     return _file_source(source)
+
+
+def _load_digits() -> RawSource:
+    parts = {s: digits_split(s) for s in SPLIT_NAMES}
+    splits = {s: images.numpy().astype(np.float64) for s, (images, _) in parts.items()}
+    labels = {s: y.numpy() for s, (_, y) in parts.items()}
+    return RawSource("digits", splits, image_shape=(8, 8), max_level=DIGITS_MAX_LEVEL, labels=labels,
+                     class_names=[str(d) for d in range(10)])
+
+
+def _load_fashion_mnist() -> RawSource:
+    train, test = load_fashion_mnist()
+    if train.ndim != 3 or test.shape[1:] != train.shape[1:]:
+        raise ValueError(f"Fashion-MNIST files have unexpected shapes {train.shape} and {test.shape}")
+    labels = None
+    found = load_fashion_mnist_labels()
+    if found is not None:
+        train_y, test_y = found
+        if train_y.shape != (len(train),) or test_y.shape != (len(test),):
+            raise ValueError(f"Fashion-MNIST label files do not match the images ({train_y.shape}, {test_y.shape})")
+        labels = {"train": train_y[:-FASHION_MNIST_VALID], "valid": train_y[-FASHION_MNIST_VALID:], "test": test_y}
+        labels = {k: v.astype(np.int64) for k, v in labels.items()}
+    image_shape = (int(train.shape[1]), int(train.shape[2]))
+    train = train.reshape(len(train), -1).astype(np.float64)
+    splits = {
+        "train": train[:-FASHION_MNIST_VALID],
+        "valid": train[-FASHION_MNIST_VALID:],
+        "test": test.reshape(len(test), -1).astype(np.float64),
+    }
+    return RawSource("fashion-mnist", splits, image_shape=image_shape, max_level=255, labels=labels,
+                     class_names=FASHION_MNIST_CLASSES)
+
+
+register_source("digits", _load_digits)
+register_source("fashion-mnist", _load_fashion_mnist, aliases=("fashion_mnist",))
 
 
 # ---- preprocessing ---------------------------------------------------------------------------
