@@ -28,6 +28,7 @@ import torch
 
 import pyro_ar
 from pyro_ar.program.datasets import load_digits
+from pyro_ar.program.training import train
 
 __all__ = ["main"]
 
@@ -55,27 +56,13 @@ def nll(net: pyro_ar.MADE, data: torch.Tensor, mask_index=None) -> float:
     return float(-net(mask_index=mask_index).log_prob(data).mean())
 
 
-def train(net: pyro_ar.MADE, train_x: torch.Tensor, valid_x: torch.Tensor, args: argparse.Namespace) -> Dict:
-    """Adam on ``-log p_m(x)`` with one random member ``m`` per minibatch; keeps the
-    parameters of the epoch with the best validation NLL of the ensemble."""
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    best, best_state, best_epoch = math.inf, None, -1
-    for epoch in range(args.epochs):
-        net.train()
-        perm = torch.randperm(train_x.shape[0])
-        for start in range(0, train_x.shape[0], args.batch_size):
-            batch = train_x[perm[start : start + args.batch_size]]
-            loss = -net(mask_index="random").log_prob(batch).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if epoch % 5 == 4 or epoch == args.epochs - 1:
-            valid = nll(net, valid_x)
-            if valid < best:
-                best, best_epoch = valid, epoch + 1
-                best_state = {k: v.clone() for k, v in net.state_dict().items()}
-    net.load_state_dict(best_state)
-    return {"best_epoch": best_epoch, "valid_nll_ensemble": best}
+def fit(net: pyro_ar.MADE, train_x: torch.Tensor, valid_x: torch.Tensor, args: argparse.Namespace) -> Dict:
+    """The one training loop (:func:`pyro_ar.program.training.train`): Adam with weight decay on
+    ``-log p_m(x)``, one random member ``m`` per minibatch; the ensemble's validation NLL every
+    5 epochs, no early stopping, the best validated parameters kept."""
+    history = train(net, train_x, valid_x, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    weight_decay=args.weight_decay, patience=None, valid_every=5, seed=args.seed, progress=False)
+    return {"best_epoch": history.best_epoch, "valid_nll_ensemble": history.best_valid_nll}
 
 
 def main(argv: List[str] = None) -> Dict:
@@ -87,7 +74,7 @@ def main(argv: List[str] = None) -> Dict:
     net = pyro_ar.MADE(n, hidden_sizes=args.hidden_sizes, num_masks=args.num_masks, seed=args.seed)
 
     start = time.perf_counter()
-    info = train(net, train_x, valid_x, args)
+    info = fit(net, train_x, valid_x, args)
     seconds = time.perf_counter() - start
 
     ensemble = nll(net, test_x)

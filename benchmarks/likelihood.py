@@ -1,7 +1,9 @@
 """Test negative log-likelihood of pyro_ar models (nats per example, and bits per dimension).
 
-Three groups, each trained with the same loop (Adam, minibatches of 100, the validation
-NLL after every epoch, early stopping with the best epoch's parameters restored):
+Three groups, each trained with the one training loop of ``pyro-ar fit``
+(:func:`pyro_ar.program.training.train`: Adam, minibatches of 100, the validation NLL after
+every epoch, early stopping with the best epoch's parameters restored; nflows' models go
+through the same loop, wrapped by :class:`peers.PeerDensity`):
 
 1. digits: the embedded 8x8 digits, binarized (Bernoulli heads) and quantized to 4 grey
    levels (Categorical heads): FVSBN, NADE, MADE with 1 and 2 hidden layers and 1 and 8
@@ -31,7 +33,6 @@ Prints markdown tables and writes ``results/likelihood.json`` with machine, date
 from __future__ import annotations
 
 import argparse
-import copy
 import math
 import statistics
 import time
@@ -43,78 +44,36 @@ from torch import Tensor, nn
 
 import pyro_ar
 from pyro_ar.conditionals import Categorical, MixtureOfGaussians
+from pyro_ar.program.training import evaluate_nll, train
 
 import bench_data
+from peers import PeerDensity
 from bench_utils import RESULTS_DIR, command_line, machine_info, markdown_table, now_iso, write_json
 
-# ---- one training loop for every model -----------------------------------------------------
+# ---- one training loop for every model: pyro_ar's own -----------------------------------------
 
 
-def fit(
-    module: nn.Module,
-    train_loss: Callable[[Tensor], Tensor],
-    nll: Callable[[Tensor], Tensor],
-    data: Dict[str, Tensor],
-    epochs: int,
-    lr: float,
-    batch_size: int,
-    patience: int,
-    seed: int,
-) -> Dict[str, Any]:
-    """Adam on ``train_loss`` (mean NLL of a batch); keep the best validation epoch.
+def fit(module: nn.Module, data: Dict[str, Tensor], epochs: int, lr: float, batch_size: int, patience: int,
+        seed: int) -> Dict[str, Any]:
+    """Train with :func:`pyro_ar.program.training.train` (Adam, validation after every epoch,
+    early stopping, the best epoch's parameters restored), the loop of ``pyro-ar fit``.
 
-    ``nll(x)`` gives per-example NLLs ``(N,)`` for evaluation. Returns the test and valid
-    NLLs (nats per example) at the best epoch, the train NLL on at most 5,000 training rows,
-    the epochs run and the training wall time.
+    ``module`` is a pyro_ar model or a peer wrapped in :class:`peers.PeerDensity`; MADE
+    ensembles train one random mask per step and are scored as their exact mixture. Returns
+    the test and valid NLLs (nats per example) at the best epoch, the train NLL on at most
+    5,000 training rows, the epochs run and the training wall time.
     """
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(module.parameters(), lr=lr)
-    train = data["train"]
-    best, best_state, best_epoch, bad, run = math.inf, copy.deepcopy(module.state_dict()), 0, 0, 0
-    curve = []
-    started = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        module.train()
-        for idx in torch.randperm(len(train), generator=gen).split(batch_size):
-            opt.zero_grad(set_to_none=True)
-            train_loss(train[idx]).backward()
-            opt.step()
-        run = epoch
-        valid = evaluate(module, nll, data["valid"])
-        curve.append(round(valid, 4))
-        if valid < best:
-            best, best_state, best_epoch, bad = valid, copy.deepcopy(module.state_dict()), epoch, 0
-        else:
-            bad += 1
-            if bad >= patience:
-                break
-    seconds = time.perf_counter() - started
-    module.load_state_dict(best_state)
+    history = train(module, data["train"], data["valid"], epochs=epochs, batch_size=batch_size, lr=lr,
+                    patience=patience, seed=seed, progress=False)
     return {
-        "test_nll": evaluate(module, nll, data["test"]),
-        "valid_nll": best,
-        "train_nll": evaluate(module, nll, train[:5000]),  # a subset: the gap to test shows overfitting
-        "best_epoch": best_epoch,
-        "epochs_run": run,
-        "train_seconds": seconds,
-        "valid_curve": curve,
+        "test_nll": evaluate_nll(module, data["test"]),
+        "valid_nll": history.best_valid_nll,
+        "train_nll": evaluate_nll(module, data["train"][:5000]),  # a subset: the gap to test shows overfitting
+        "best_epoch": history.best_epoch,
+        "epochs_run": history.epochs_run,
+        "train_seconds": history.seconds,
+        "valid_curve": [round(v, 4) for v in history.valid_nll],
     }
-
-
-def evaluate(module: nn.Module, nll: Callable[[Tensor], Tensor], x: Tensor, batch_size: int = 1000) -> float:
-    module.eval()
-    with torch.no_grad():
-        total = sum(float(nll(x[i : i + batch_size]).double().sum()) for i in range(0, len(x), batch_size))
-    return total / len(x)
-
-
-def ours(net: pyro_ar.AutoregressiveModel):
-    """Training loss and per-example NLL of a pyro_ar model (one random mask per step)."""
-    ensemble = net.num_masks > 1
-    train_loss = lambda x: -net(mask_index="random" if ensemble else None).log_prob(x).mean()  # noqa: E731
-    nll = lambda x: -net().log_prob(x)  # noqa: E731  (exact mixture of all masks)
-    return train_loss, nll
 
 
 def num_params(module: nn.Module) -> int:
@@ -143,7 +102,7 @@ def run_digits(args, rows: List[Dict[str, Any]]) -> None:
         for name, make in digits_models(kind).items():
             torch.manual_seed(args.seed)
             net = make()
-            res = fit(net, *ours(net), data, args.digits_epochs, args.lr, args.batch_size, args.patience, args.seed)
+            res = fit(net, data, args.digits_epochs, args.lr, args.batch_size, args.patience, args.seed)
             rows.append(row(label, f"pyro_ar {name}", net, data, res, args.digits_epochs))
             report(rows[-1])
 
@@ -159,7 +118,7 @@ def run_fashion(args, rows: List[Dict[str, Any]]) -> None:
     for name, (make, epochs) in models.items():
         torch.manual_seed(args.seed)
         net = make()
-        res = fit(net, *ours(net), data, epochs, args.lr, args.batch_size, args.patience, args.seed)
+        res = fit(net, data, epochs, args.lr, args.batch_size, args.patience, args.seed)
         rows.append(row("Fashion-MNIST, binarized", f"pyro_ar {name}", net, data, res, epochs))
         report(rows[-1])
 
@@ -185,7 +144,7 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
             f"pyro_ar MoG-MADE 1x{h} ReLU, K={k}, min_scale=1e-3": lambda: pyro_ar.MADE(n, [h], conditional=mog(1e-3)),
         }
         for name, make in ours_models.items():
-            rows.append(fit_seeds(label, name, make, ours, data, args))
+            rows.append(fit_seeds(label, name, make, data, args))
             report(rows[-1])
         if MixtureOfGaussiansMADE is None:
             continue
@@ -201,21 +160,16 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
             f"nflows MoG-MADE default (residual, 2 blocks), {h}, K={k}": dict(num_blocks=2, use_residual_blocks=True),
         }
         for name, kwargs in peers.items():
-            make = lambda kwargs=kwargs: MixtureOfGaussiansMADE(  # noqa: E731
-                features=n, hidden_features=h, num_mixture_components=k, **kwargs)
-            rows.append(fit_seeds(label, name, make, nflows_fns, data, args))
+            make = lambda kwargs=kwargs: PeerDensity(MixtureOfGaussiansMADE(  # noqa: E731
+                features=n, hidden_features=h, num_mixture_components=k, **kwargs))
+            rows.append(fit_seeds(label, name, make, data, args))
             report(rows[-1])
     if MixtureOfGaussiansMADE is None:
         return "nflows not importable: run `bash benchmarks/nflows_env.sh` and use benchmarks/.venv-nflows/bin/python"
     return None
 
 
-def nflows_fns(peer: nn.Module):
-    """Training loss and per-example NLL of an nflows ``MixtureOfGaussiansMADE``."""
-    return (lambda x: -peer.log_prob(x).mean()), (lambda x: -peer.log_prob(x))
-
-
-def fit_seeds(label: str, name: str, make: Callable[[], nn.Module], fns, data, args) -> Dict[str, Any]:
+def fit_seeds(label: str, name: str, make: Callable[[], nn.Module], data, args) -> Dict[str, Any]:
     """Train ``make()`` once per seed (initialization and shuffling; the split is fixed).
 
     The row holds the mean over seeds, with the per-seed values and their standard deviation.
@@ -224,8 +178,7 @@ def fit_seeds(label: str, name: str, make: Callable[[], nn.Module], fns, data, a
     for s in range(args.continuous_seeds):
         torch.manual_seed(args.seed + s)
         module = make()
-        runs.append(fit(module, *fns(module), data, args.continuous_epochs, args.lr, args.batch_size, args.patience,
-                        args.seed + s))
+        runs.append(fit(module, data, args.continuous_epochs, args.lr, args.batch_size, args.patience, args.seed + s))
     mean = {k: sum(r[k] for r in runs) / len(runs) for k in ("test_nll", "valid_nll", "train_nll", "train_seconds")}
     res = {**runs[0], **mean, "seeds": len(runs), "test_nll_per_seed": [r["test_nll"] for r in runs],
            "best_epoch_per_seed": [r["best_epoch"] for r in runs], "epochs_run_per_seed": [r["epochs_run"] for r in runs]}

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 
 import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
+from pyro_ar.program.training import train
 
 from bench_utils import RESULTS_DIR, command_line, machine_info, markdown_table, now_iso, time_interleaved, write_json
 
@@ -318,20 +319,18 @@ def trained_models(args) -> Tuple[Dict[str, pyro_ar.AutoregressiveModel], str]:
     import bench_data
 
     try:
-        train = bench_data.fashion_mnist_binary(max_train=5000 if args.quick else None)["train"].to(args.device)
+        data = bench_data.fashion_mnist_binary(max_train=5000 if args.quick else None)
     except (OSError, ValueError) as err:
         return {}, f"Fashion-MNIST not available ({err}); install the Debian package dataset-fashion-mnist"
+    data = {k: v.to(args.device) for k, v in data.items()}
     torch.manual_seed(args.seed)
     models = {"FVSBN": pyro_ar.FVSBN(args.n), "MADE": pyro_ar.MADE(args.n, [args.d])}
     trained = {}
     for kind, model in models.items():
         model = model.to(args.device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        for _ in range(args.train_epochs):
-            for idx in torch.randperm(len(train), device=args.device).split(100):
-                opt.zero_grad(set_to_none=True)
-                (-model().log_prob(train[idx]).mean()).backward()
-                opt.step()
+        # The one training loop; its validation only picks the kept epoch (no early stopping).
+        train(model, data["train"], data["valid"], epochs=args.train_epochs, batch_size=100, lr=1e-3,
+              patience=None, seed=args.seed, progress=False)
         trained[f"{kind}, trained {args.train_epochs} epochs on Fashion-MNIST"] = model
     return trained, ""
 

@@ -95,7 +95,8 @@ def save_learning_curve(history: Dict[str, Any], path: Path, title: str) -> None
     epochs = np.arange(1, len(history["train_loss"]) + 1)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(epochs, history["train_loss"], label="train loss", marker="." if len(epochs) < 30 else None)
-    ax.plot(epochs, history["valid_nll"], label="validation NLL", marker="." if len(epochs) < 30 else None)
+    valid_epochs = history.get("valid_epochs") or epochs[: len(history["valid_nll"])]
+    ax.plot(valid_epochs, history["valid_nll"], label="validation NLL", marker="." if len(valid_epochs) < 30 else None)
     if history["best_epoch"]:
         ax.axvline(history["best_epoch"], color="grey", linestyle=":", label=f"best epoch {history['best_epoch']}")
     ax.set_xlabel("epoch")

@@ -196,7 +196,8 @@ class History:
     """What happened during :func:`train` (losses in nats per example)."""
 
     train_loss: List[float] = field(default_factory=list)  # mean training loss per epoch
-    valid_nll: List[float] = field(default_factory=list)  # validation NLL after each epoch
+    valid_nll: List[float] = field(default_factory=list)  # validation NLL after each validated epoch
+    valid_epochs: List[int] = field(default_factory=list)  # the (1-based) epochs validated
     first_step_loss: float = float("nan")  # the loss of the very first minibatch (global mean)
     best_epoch: int = 0  # 1-based epoch whose parameters were kept
     best_valid_nll: float = float("inf")
@@ -225,33 +226,49 @@ def train(
     epochs: int = 50,
     batch_size: int = 100,
     lr: float = 1e-3,
-    patience: int = 10,
+    patience: Optional[int] = 10,
     seed: int = 0,
     info: Optional[DistributedInfo] = None,
     progress: bool = True,
     eval_batch_size: int = 1000,
+    weight_decay: float = 0.0,
+    valid_every: int = 1,
 ) -> History:
     """Fit ``net`` by maximum likelihood with Adam; keep the parameters of the best validation epoch.
 
+    The one training loop of the package: the ``pyro-ar`` program and every benchmark use it.
+
     Args:
-        net: the model (already on ``info.device``); trained in place.
+        net: the model (already on ``info.device``); trained in place. Any module with the
+            calls of :class:`~pyro_ar.models.AutoregressiveModel` that training uses works:
+            ``num_masks`` and ``net(context, mask_index=...)`` returning a distribution
+            (``benchmarks/`` wraps a peer library's model this way).
         train_data, valid_data: ``(N, n)`` values prepared for the model's head.
         train_context, valid_context: ``(N, c)`` contexts of those rows, for a conditional model.
         epochs: the most epochs to run.
         batch_size: the *global* minibatch size (divisible by the number of processes).
         lr: Adam's learning rate.
-        patience: stop after this many epochs without a better validation NLL.
+        patience: stop after this many epochs without a better validation NLL (``None``:
+            never stop early; the best validated parameters are still kept).
         seed: seeds the shuffling and, for MADE ensembles, the mask drawn at each step
             (the same on every process).
         info: from :func:`setup_distributed`; ``None`` for one process on the model's device.
         progress: show a tqdm bar (main process only) with the running loss.
+        eval_batch_size: rows per batch of the validation passes.
+        weight_decay: Adam's L2 penalty (``torch.optim.Adam``'s ``weight_decay``).
+        valid_every: validate after every ``valid_every``-th epoch and after the last one
+            (patience still counts epochs).
 
     Returns:
         a :class:`History`.
     """
-    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("patience", patience)):
+    for name, value in (("epochs", epochs), ("batch_size", batch_size), ("valid_every", valid_every)):
         _check_positive(name, value)
+    if patience is not None:
+        _check_positive("patience", patience)
     _check_positive("lr", lr, float)
+    if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     _check_context_rows(train_data, train_context, "training")
     _check_context_rows(valid_data, valid_context, "validation")
     info = info or DistributedInfo(device=next(net.parameters()).device)
@@ -266,14 +283,13 @@ def train(
     if info.enabled:
         device_ids = [info.device] if info.device.type == "cuda" else None
         loss_module = DistributedDataParallel(loss_module, device_ids=device_ids)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     sampler = DistributedSampler(range(n_train), num_replicas=info.world_size, rank=info.rank, shuffle=True, seed=seed)
     mask_gen = torch.Generator().manual_seed(seed + 1)
     num_masks = net.num_masks
     steps_per_epoch = math.ceil(len(sampler) / local_batch)
     history = History()
     best_state = copy.deepcopy(net.state_dict())
-    bad_epochs = 0
     start_time = time.perf_counter()
     bar = tqdm(
         total=epochs * steps_per_epoch,
@@ -313,6 +329,9 @@ def train(
                 bar.set_postfix(loss=f"{loss_sum / loss_count:.3f}", refresh=False)
             total, count = _all_sum([loss_sum, float(loss_count)], info)
             history.train_loss.append(total / count)
+            history.epochs_run = epoch
+            if epoch % valid_every and epoch != epochs:
+                continue
             valid = evaluate_nll(net, valid_data, eval_batch_size, info, context=valid_context)
             if not math.isfinite(valid):
                 raise FloatingPointError(
@@ -320,16 +339,14 @@ def train(
                     "model cannot score"
                 )
             history.valid_nll.append(valid)
-            history.epochs_run = epoch
+            history.valid_epochs.append(epoch)
             bar.set_postfix(loss=f"{total / count:.3f}", valid=f"{valid:.3f}", refresh=True)
             if valid < history.best_valid_nll:
-                history.best_valid_nll, history.best_epoch, bad_epochs = valid, epoch, 0
+                history.best_valid_nll, history.best_epoch = valid, epoch
                 best_state = copy.deepcopy(net.state_dict())
-            else:
-                bad_epochs += 1
-                if bad_epochs >= patience:
-                    history.stopped_early = True
-                    break
+            elif patience is not None and epoch - history.best_epoch >= patience:
+                history.stopped_early = True
+                break
     finally:
         bar.close()
     net.load_state_dict(best_state)
