@@ -200,7 +200,8 @@ class RegisteredModel(AutoregressiveModel):
 
 def _factory_signature(entry: ConditionerEntry) -> inspect.Signature:
     """``(event_size, <the model's options>, *, conditional=None, context_size=None, order=None,
-    seed=None)``: the conditioner's options with the head-derived ones replaced by ``conditional``."""
+    seed=None)``: the conditioner's options with the head-derived ones replaced by ``conditional``
+    (a model with another event argument, e.g. PixelCNN's ``image_shape``, takes it first instead)."""
     positional, keyword = [], [inspect.Parameter("conditional", inspect.Parameter.KEYWORD_ONLY, default=None,
                                                  annotation=Optional[Conditional])]
     for o in entry.options:

@@ -23,7 +23,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 __all__ = [
     "Option",
@@ -95,11 +95,28 @@ class ConditionerEntry(_Entry):
     cli_defaults: Dict[str, Any] = field(default_factory=dict)
     distribution_class: Optional[type] = None
     factory: Optional[type] = None
+    #: The constructor argument that determines the event (``"event_size"``, or e.g.
+    #: PixelCNN's ``"image_shape"``); the program reads the data set's attribute of that name.
+    event_argument: str = "event_size"
+    #: ``n -> a value of event_argument`` for an event of ``n`` variables (tests and examples).
+    example_event: Optional[Callable[[int], Any]] = None
+    #: Whether the model has one built-in order (``order=`` must stay ``None``).
+    fixed_order: bool = False
 
     @property
     def model_options(self) -> Tuple[Option, ...]:
-        """The options that are this model's own (not the head's, nor the universal ones)."""
-        return tuple(o for o in self.options if o.name not in UNIVERSAL_ARGUMENTS)
+        """The options that are this model's own (not the head's, the universal ones, nor
+        the event argument, which the data determine)."""
+        return tuple(o for o in self.options if o.name not in UNIVERSAL_ARGUMENTS and o.name != self.event_argument)
+
+    def event_kwargs(self, n: int) -> Dict[str, Any]:
+        """The event argument for an event of ``n`` variables: ``{"event_size": n}``, or for a
+        model with another event argument what its ``example_event(n)`` gives."""
+        if self.event_argument == "event_size":
+            return {"event_size": n}
+        if self.example_event is None:
+            raise ValueError(f"model {self.name!r} declares no example_event for its {self.event_argument!r}")
+        return {self.event_argument: self.example_event(n)}
 
 
 @dataclass
@@ -206,6 +223,9 @@ def register_conditioner(
     example: Optional[Dict[str, Any]] = None,
     cli_defaults: Optional[Dict[str, Any]] = None,
     distribution_class: Optional[type] = None,
+    event_argument: str = "event_size",
+    example_event: Optional[Callable[[int], Any]] = None,
+    fixed_order: bool = False,
 ) -> ConditionerEntry:
     """Register a conditioner class (a :class:`pyro_ar.nn.Conditioner`).
 
@@ -213,6 +233,12 @@ def register_conditioner(
     to :class:`pyro_ar.nn.Conditioner`) the head-derived ``input_size``, ``param_size`` and
     ``initial_bias`` (:data:`HEAD_ARGUMENTS`); every other argument is an option of the model. Prefer :func:`pyro_ar.models.register`, which also builds the
     factory and the distribution class.
+
+    A model whose event is given by another argument (PixelCNN's ``image_shape``, from which it
+    computes ``event_size`` itself) names it as ``event_argument``, with ``example_event``,
+    ``n -> `` a value of it for an event of ``n`` variables (for the test harness);
+    ``event_size`` is then not one of its options. ``fixed_order=True`` declares that the model
+    refuses every ``order`` but ``None`` (the harness and the program then ask for no other).
 
     Returns:
         the new :class:`ConditionerEntry`.
@@ -224,9 +250,13 @@ def register_conditioner(
     if missing:
         raise TypeError(f"{cls.__name__}.__init__ must take the head-derived arguments {list(HEAD_ARGUMENTS)}; "
                         f"missing {missing}")
+    drop = HEAD_ARGUMENTS if event_argument == "event_size" else HEAD_ARGUMENTS + ("event_size",)
+    if event_argument not in declared:
+        raise TypeError(f"{cls.__name__}.__init__ has no event argument {event_argument!r}")
     entry = ConditionerEntry(
-        name, cls, _options(cls, drop=HEAD_ARGUMENTS), dict(example or {}),
+        name, cls, _options(cls, drop=drop), dict(example or {}),
         cli_defaults=dict(cli_defaults or {}), distribution_class=distribution_class,
+        event_argument=event_argument, example_event=example_event, fixed_order=bool(fixed_order),
     )
     unknown = sorted((set(entry.example) | set(entry.cli_defaults) - {"lr"}) - {o.name for o in entry.options})
     if unknown:

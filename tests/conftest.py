@@ -38,7 +38,7 @@ import torch
 from scipy import stats
 
 import pyro_ar
-from pyro_ar.conditionals import Bernoulli, Categorical, Conditional, MixtureOfGaussians
+from pyro_ar.conditionals import Bernoulli, Categorical, Conditional, DiscretizedLogisticMixture, MixtureOfGaussians
 from pyro_ar.distributions import JointDistribution
 from pyro_ar.models import head_config
 
@@ -89,7 +89,8 @@ class ModelSpec:
     Args:
         model: the registry name of the conditioner (``"fvsbn"``, ``"nade"``, ``"made"``, or any
             registered one); built with the factory ``pyro_ar.models.factory(model)``.
-        head: ``"bernoulli"``, ``"categorical3"``, ``"categorical4"`` or ``"mog2"``.
+        head: ``"bernoulli"``, ``"categorical3"``, ``"categorical4"``, ``"mog2"`` or ``"dlogistic3"``
+            (a mixture of two discretized logistics over 3 levels).
         event_size: ``n`` (small enough to enumerate: ``K^n <= 256``).
         context_size: ``c`` or ``None``.
         order: ``None``, ``"reverse"``, ``"random"`` or an explicit permutation.
@@ -139,9 +140,14 @@ class ModelSpec:
         return self.head != "mog2"
 
     @property
+    def has_levels(self) -> bool:
+        """Whether values are integer levels ``0..K-1`` (long samples): categorical, dlogistic."""
+        return self.head.startswith(("categorical", "dlogistic"))
+
+    @property
     def num_values(self) -> int:
         """Values one discrete variable takes (``K``)."""
-        return {"bernoulli": 2, "categorical3": 3, "categorical4": 4}[self.head]
+        return {"bernoulli": 2, "categorical3": 3, "categorical4": 4, "dlogistic3": 3}[self.head]
 
     @property
     def entry(self) -> pyro_ar.registry.ConditionerEntry:
@@ -161,12 +167,19 @@ class ModelSpec:
             return Bernoulli()
         if self.head.startswith("categorical"):
             return Categorical(int(self.head[-1]))
+        if self.head.startswith("dlogistic"):  # two logistic components over the levels
+            return DiscretizedLogisticMixture(2, num_levels=int(self.head[-1]))
         return MixtureOfGaussians(2)
 
     # ---- construction -------------------------------------------------------------------
 
+    def event_kwargs(self) -> dict:
+        """The event argument of the factory call: ``{"event_size": n}``, or the value of the
+        model's own event argument for ``n`` variables (PixelCNN: a small image of ``n`` pixels)."""
+        return self.entry.event_kwargs(self.event_size)
+
     def factory_kwargs(self) -> dict:
-        """The keyword arguments of the factory call (besides ``event_size``)."""
+        """The keyword arguments of the factory call (besides the event argument)."""
         kw = dict(conditional=self.conditional(), context_size=self.context_size, seed=self.seed)
         kw["order"] = list(self.order) if isinstance(self.order, tuple) else self.order
         kw.update({name: _thawed(value) for name, value in self.options})
@@ -176,7 +189,7 @@ class ModelSpec:
         """What ``net.config()`` of the built model must hold for these arguments (the head
         as :func:`pyro_ar.models.head_config`)."""
         kw = self.factory_kwargs()
-        return {"event_size": self.event_size, **kw, "conditional": head_config(kw["conditional"])}
+        return {**self.event_kwargs(), **kw, "conditional": head_config(kw["conditional"])}
 
     def build(
         self, dtype: torch.dtype = torch.float64, weight_seed: Optional[int] = None
@@ -184,7 +197,7 @@ class ModelSpec:
         """A fresh model in ``dtype``, its weights drawn from ``weight_seed`` (default: ``seed``)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed if weight_seed is None else weight_seed)
-            net = self.factory(self.event_size, **self.factory_kwargs()).to(dtype)
+            net = self.factory(**self.event_kwargs(), **self.factory_kwargs()).to(dtype)
             with torch.no_grad():
                 for p in net.parameters():
                     p.add_(0.5 * torch.randn_like(p))
@@ -225,12 +238,13 @@ class ModelSpec:
 
 
 #: The heads of the core grid and their event sizes (``K^n <= 256``).
-CORE_HEADS = {"bernoulli": 5, "categorical3": 4, "mog2": 3}
+CORE_HEADS = {"bernoulli": 5, "categorical3": 4, "mog2": 3, "dlogistic3": 4}
 
 
 def specs_for(name: str) -> list:
     """The core grid of one registered model, built with its registry ``example`` options:
-    every head x (no context, a context of 3), plus a reversed and a seeded random order."""
+    every head x (no context, a context of 3), plus a reversed and a seeded random order (for a
+    model with a fixed order, ``fixed_order=True``: another size and another seed instead)."""
     entry = pyro_ar.registry.conditioner_entry(name)
     options = as_options(entry.example)
     grid = [
@@ -238,6 +252,11 @@ def specs_for(name: str) -> list:
         for head, n in CORE_HEADS.items()
         for ctx in (None, 3)
     ]
+    if entry.fixed_order:
+        return grid + [
+            ModelSpec(entry.name, "bernoulli", 6, options=options),
+            ModelSpec(entry.name, "categorical3", 4, context_size=2, options=options, seed=1),
+        ]
     return grid + [
         ModelSpec(entry.name, "bernoulli", 5, order="reverse", options=options),
         ModelSpec(entry.name, "categorical3", 4, context_size=2, order="random", options=options, seed=1),
@@ -275,6 +294,12 @@ SPECS = [s for name in BUILTIN_MODELS for s in specs_for(name)] + [
     _spec("made", "mog2", 3, context_size=2, options={"hidden_sizes": [12, 12], "num_masks": 3}),
     # layers narrower than n - 1 (no input may be left dead), and a single variable
     _spec("made", "bernoulli", 6, options={"hidden_sizes": [3]}),
+    # residual MADE: blocks whose units keep their degrees (every head, context, masks, orders)
+    _spec("made", "bernoulli", 5, options={"hidden_sizes": [12], "residual_blocks": 2}),
+    _spec("made", "categorical3", 4, context_size=2, order="reverse", options={"hidden_sizes": [12], "residual_blocks": 1}),
+    _spec("made", "mog2", 3, context_size=2, options={"hidden_sizes": [12, 12], "residual_blocks": 2, "num_masks": 3}),
+    _spec("made", "bernoulli", 5, order="random", options={"hidden_sizes": [12], "residual_blocks": 1, "num_masks": 3},
+          seed=1),
     _spec("made", "bernoulli", 6, order="random", options={"hidden_sizes": [3, 2]}, seed=4),
     _spec("made", "categorical3", 1, context_size=2, options={"hidden_sizes": [4]}),
     _spec("nade", "bernoulli", 1, options={"hidden_size": 4}),

@@ -53,3 +53,30 @@ def test_likelihood_quick_run(tmp_path):
         assert row["test_bits_per_dim"] == pytest.approx(row["test_nll"] / (64 * math.log(2)))
         assert 1 <= row["best_epoch"] <= row["epochs_run"] <= 5
     assert "| digits 8x8, binarized |" in proc.stdout
+
+
+def test_ensemble_digits_quick_run(tmp_path):
+    out = tmp_path / "ensemble.json"
+    proc = run_script("ensemble_digits.py", "--epochs", "6", "--hidden-sizes", "16", "--num-masks", "2",
+                      "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    # Validated every 5 epochs and after the last one (the one training loop's valid_every).
+    assert result["training"]["best_epoch"] in (5, 6)
+    nll = result["test_nll_nats"]
+    assert len(nll["members"]) == 2 and all(math.isfinite(v) for v in nll["members"])
+    # The exact mixture is at least as good as its average member (log-sum-exp is concave).
+    assert nll["ensemble"] <= nll["average_member"] + 1e-9
+
+
+def test_pixelcnn_quick_run(tmp_path):
+    out = tmp_path / "pixelcnn.json"
+    proc = run_script("pixelcnn.py", "--quick", "--parts", "speed,digits", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for row in result["speed"]["rows"]:
+        assert row["cached_sample_ms"] > 0 and row["naive_over_log_prob"] > 0
+        assert row["cached_over_log_prob"] == pytest.approx(row["cached_sample_ms"] / row["log_prob_ms"])
+    (digits,) = result["likelihood"]
+    assert math.isfinite(digits["test_nll"]) and digits["target"] == 16.5 and digits["epochs_run"] <= 2
+    assert "## Test NLL (nats)" in proc.stdout

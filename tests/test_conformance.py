@@ -81,7 +81,7 @@ def test_enumerate_support_is_every_value(ar_discrete_spec):
     k, n = spec.num_values, spec.event_size
     full = d.enumerate_support()
     assert full.shape == (k**n, 2, 3, n)
-    assert full.dtype == (torch.long if spec.head.startswith("categorical") else F64)
+    assert full.dtype == (torch.long if spec.has_levels else F64)
     assert torch.equal(full[:, 1, 2].to(F64), all_values(spec).to(F64))
     assert d.enumerate_support(expand=False).shape == (k**n, 1, 1, n)
 
@@ -196,8 +196,10 @@ def test_incremental_state_matches_forward_over_many_variables(ar_model, batch):
     n, k = 70, 3
     options = MANY_VARIABLES_OPTIONS.get(ar_model, pyro_ar.registry.conditioner_entry(ar_model).example)
     torch.manual_seed(0)
-    factory = pyro_ar.models.factory(ar_model)
-    net = factory(n, conditional=pyro_ar.conditionals.Categorical(k), context_size=2, order="random", **options)
+    factory, entry = pyro_ar.models.factory(ar_model), pyro_ar.registry.conditioner_entry(ar_model)
+    order = None if entry.fixed_order else "random"
+    net = factory(**entry.event_kwargs(n), conditional=pyro_ar.conditionals.Categorical(k), context_size=2, order=order,
+                  **options)
     net = net.double()
     with torch.no_grad():  # non-zero everywhere, so that a dropped or misplaced term shows
         for p in net.parameters():
@@ -451,7 +453,7 @@ def test_dtypes(ar_spec, dtype):
     x = d.sample((50,))
     if spec.head == "bernoulli":
         assert x.dtype == dtype and set(x.unique().tolist()) <= {0.0, 1.0}
-    elif spec.head.startswith("categorical"):
+    elif spec.has_levels:
         assert x.dtype == torch.long and x.min() >= 0 and x.max() < spec.num_values
     else:
         assert x.dtype == dtype and torch.isfinite(x).all()
@@ -467,7 +469,7 @@ def test_support(ar_spec):
     base = support.base_constraint
     if spec.head == "bernoulli":
         assert base is constraints.boolean
-    elif spec.head.startswith("categorical"):
+    elif spec.has_levels:
         assert isinstance(base, constraints.integer_interval)
         assert (base.lower_bound, base.upper_bound) == (0, spec.num_values - 1)
     else:
