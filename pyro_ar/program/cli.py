@@ -65,6 +65,8 @@ __all__ = ["main", "build_parser", "build_model", "OUTPUT_FILES"]
 
 #: The files ``fit`` writes into ``--out``.
 OUTPUT_FILES = ("model.pt", "metrics.json", "samples.png", "learning_curve.png")
+#: Written beside them for text data (a source with an ``alphabet``): the samples decoded, one a line.
+TEXT_OUTPUT = "samples.txt"
 ORDERS = {"identity": None, "reverse": "reverse", "random": "random"}
 #: Adam's learning rate for a model whose registration names none (``cli_defaults["lr"]``).
 DEFAULT_LR = 1e-3
@@ -166,11 +168,23 @@ def build_head(args: argparse.Namespace, data: DataSet):
 def build_model(args: argparse.Namespace, data: DataSet) -> RegisteredModel:
     """The model that ``fit`` trains, sized for ``data``: ``--model`` with its flags."""
     model = factory(args.model)
-    return model.checked(
+    entry = model.entry
+    if entry.fixed_order and ORDERS[args.order] is not None:
+        raise UsageError(f"--model {entry.name} has a fixed order; --order {args.order} does not apply to it")
+    # The event argument comes from the data set's attribute of the same name (event_size, or
+    # image_shape for image models).
+    event = getattr(data, entry.event_argument, None)
+    if event is None:
+        raise UsageError(f"--model {entry.name} needs data with a {entry.event_argument}; {data.name} has none")
+    net = model.checked(
         copies=4,
-        event_size=data.event_size, conditional=build_head(args, data), context_size=data.context_size,
+        **{entry.event_argument: event}, conditional=build_head(args, data), context_size=data.context_size,
         order=ORDERS[args.order], seed=args.seed, **model_kwargs(args),
     )
+    if net.event_size != data.event_size:
+        raise UsageError(f"--model {entry.name} with {entry.event_argument}={event} has {net.event_size} variables, "
+                         f"but {data.name} has {data.event_size} per example")
+    return net
 
 
 def learning_rate(args: argparse.Namespace) -> float:
@@ -191,10 +205,17 @@ def nll_report(nll: float, data: DataSet, prefix: str) -> Dict[str, Any]:
         out[f"{prefix}_nll_data_units"] = raw
         if data.preprocessing.get("dequantize"):
             out[f"{prefix}_bits_per_dim_discrete"] = bits_per_dim(raw, n)
+    if data.alphabet is not None:  # text: per symbol up to and including the end of each sequence
+        symbols = float(data.symbols_per_row(data.split(prefix)).double().mean())
+        out[f"{prefix}_bits_per_character"] = nll / (math.log(2) * symbols)
     return out
 
 
 def _density_note(data: DataSet) -> str:
+    if data.alphabet is not None:
+        return ("text: NLL = -log P(x) of each whole sequence (padding included), in nats per sequence; "
+                "*_bits_per_character divides it by ln 2 and by the mean number of symbols per sequence, "
+                "counting its characters and its end symbol (not the padding after it)")
     if data.value_kind != "real":
         return "discrete: NLL = -log P(x) of the prepared (binarized/quantized) data, in nats per example"
     note = (
@@ -213,6 +234,8 @@ def _format_nll(label: str, report: Dict[str, Any], prefix: str) -> str:
     line = f"{label} NLL: {report[prefix + '_nll']:.4f} nats ({report[prefix + '_bits_per_dim']:.4f} bits/dim)"
     if prefix + "_bits_per_dim_discrete" in report:
         line += f"; dequantized-discrete bound {report[prefix + '_bits_per_dim_discrete']:.4f} bits/dim"
+    if prefix + "_bits_per_character" in report:
+        line += f"; {report[prefix + '_bits_per_character']:.4f} bits per character (end symbol included)"
     return line
 
 
@@ -237,10 +260,10 @@ def run_fit(args: argparse.Namespace) -> int:
     # Checked (and, on the main process, locked and staged) before any work; other ranks
     # only check, since they write nothing.
     if int(os.environ.get("RANK", "0")) == 0:
-        run: Optional[RunDir] = prepare_run_dir(out, args.overwrite, OUTPUT_FILES)
+        run: Optional[RunDir] = prepare_run_dir(out, args.overwrite, (*OUTPUT_FILES, TEXT_OUTPUT))
     else:
         run = None
-        check_run_dir(out, args.overwrite, OUTPUT_FILES)
+        check_run_dir(out, args.overwrite, (*OUTPUT_FILES, TEXT_OUTPUT))
     try:
         return _load_and_fit(args, run, t0)
     finally:
@@ -371,12 +394,15 @@ def _fit(args: argparse.Namespace, data: DataSet, run: Optional[RunDir], info: D
     )
     values = to_data_units(samples, data.preprocessing)
     save_sample_grid(values, run.staging / "samples.png", data.preprocessing, data.image_shape, columns=columns)
+    if data.alphabet is not None:
+        (run.staging / TEXT_OUTPUT).write_text("".join(word + "\n" for word in data.decode(samples)))
     title = f"{args.model} / {args.conditional} on {Path(data.name).name}"
     save_learning_curve(history.to_dict(), run.staging / "learning_curve.png", title)
     metrics["total_seconds"] = time.perf_counter() - t0
     (run.staging / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    written = [name for name in (*OUTPUT_FILES, TEXT_OUTPUT) if (run.staging / name).exists()]
     run.commit()
-    say(f"wrote {', '.join(OUTPUT_FILES)} to {run.out}/ in {metrics['total_seconds']:.1f} s")
+    say(f"wrote {', '.join(written)} to {run.out}/ in {metrics['total_seconds']:.1f} s")
     return 0
 
 

@@ -82,6 +82,9 @@ class RawSource:
     max_level: Optional[int] = None  # integer grey levels 0..max_level (image sources)
     labels: Optional[Dict[str, np.ndarray]] = None  # integer class per row of each split
     class_names: Optional[List[str]] = None
+    #: Text sources: the symbol of each categorical code (code k is alphabet[k]; the code whose
+    #: symbol is "" ends a sequence and pads it). Its length is the default number of levels.
+    alphabet: Optional[List[str]] = None
 
 
 @dataclass
@@ -99,6 +102,7 @@ class DataSet:
             standardized data to get the NLL in the data's own units.
         contexts: with ``context="labels"``, each split's one-hot labels ``(N, num_classes)``.
         class_names: the names of the classes (with labels).
+        alphabet: text data: the symbol of each code (see :class:`RawSource`), else ``None``.
     """
 
     name: str
@@ -111,6 +115,21 @@ class DataSet:
     log_scale: float = 0.0
     contexts: Optional[Dict[str, Tensor]] = None
     class_names: Optional[List[str]] = None
+    alphabet: Optional[List[str]] = None
+
+    def symbols_per_row(self, rows: Tensor) -> Tensor:
+        """Text data: the symbols of each row ``(N, n)`` up to and including its first end
+        symbol (all ``n`` if it has none), ``(N,)``; the unit of bits per character."""
+        ends = torch.tensor([s == "" for s in self.alphabet])[rows.long()]
+        return torch.where(ends.any(-1), ends.int().argmax(-1) + 1, rows.shape[-1])
+
+    def decode(self, rows: Tensor) -> List[str]:
+        """Text data: each row ``(N, n)`` of codes as text, up to its first end symbol."""
+        words = []
+        for row in rows.long().tolist():
+            symbols = [self.alphabet[c] for c in row]
+            words.append("".join(symbols[: symbols.index("")] if "" in symbols else symbols))
+        return words
 
     @property
     def event_size(self) -> int:
@@ -545,7 +564,7 @@ def _categorical(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
             )
     top = int(max(arr.max() for arr in raw.splits.values()))
     if levels is None:
-        levels = max(top + 1, 2)
+        levels = max(top + 1, 2) if raw.alphabet is None else len(raw.alphabet)
     if not isinstance(levels, int) or levels < 2:
         raise ValueError(f"levels must be an int >= 2, got {levels!r}")
     if top >= levels:
@@ -692,6 +711,7 @@ def load_dataset(
         log_scale=log_scale,
         contexts=contexts,
         class_names=raw.class_names if contexts is not None else None,
+        alphabet=raw.alphabet,
     )
 
 
