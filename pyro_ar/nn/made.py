@@ -70,6 +70,13 @@ class MADE(Conditioner):
     distribution mixes members exactly (``log p = logsumexp_m log p_m - log M``); training
     picks one member per step.
 
+    With ``residual_blocks = B > 0``, ``B`` masked residual blocks follow the last hidden
+    layer, at its width: ``z <- z + W_2 act(W_1 act(z) + b_1) + b_2`` on that layer's
+    pre-activation ``z``, whose masks let a unit see units of equal or lower degree (so each
+    unit keeps its degree through every block and the AR property holds at any depth); the
+    output layer then reads ``act(z)``. The second layer of each block starts at zero, so
+    that a fresh residual MADE computes the same function as the plain one.
+
     log_prob is one masked forward pass. Sampling computes each hidden unit exactly once,
     at the first step at which all of its inputs are known (units grouped by degree), so
     drawing ``n`` variables costs about one pass of arithmetic.
@@ -80,6 +87,8 @@ class MADE(Conditioner):
         num_masks: ``M >= 1`` members (masks/orders); the model is their exact mixture.
         order_agnostic: whether members ``1..M-1`` draw their own random orders.
         activation: the hidden nonlinearity (``"linear"``: a linear AR model factorized through the layers).
+        residual_blocks: masked residual blocks (two layers each) after the last hidden layer;
+            0 is the plain MADE.
         **common: the arguments of every conditioner (:class:`~pyro_ar.nn.Conditioner`):
             ``input_size``, ``param_size``, ``context_size`` (the context feeds the first hidden
             layer and every output directly, so the first variable depends on it too),
@@ -98,6 +107,7 @@ class MADE(Conditioner):
         num_masks: int = 1,
         order_agnostic: bool = True,
         activation: Activation = "relu",
+        residual_blocks: int = 0,
         **common: Any,
     ):
         super().__init__(event_size, **common)
@@ -108,10 +118,18 @@ class MADE(Conditioner):
             raise ValueError(f"hidden_sizes must be a non-empty list of ints, got {hidden_sizes!r}")
         self.hidden_sizes = [check_positive_int("each of hidden_sizes", h) for h in hidden_sizes]
         self.num_masks = check_positive_int("num_masks", num_masks)
+        self.residual_blocks = check_positive_int("residual_blocks", residual_blocks, minimum=0)
         n, n_in, n_out = self.event_size, self.event_size * self.input_size, self.event_size * self.param_size
         widths = [n_in, *self.hidden_sizes]
         self.hidden_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         self.output_layer = nn.Linear(widths[-1], n_out, bias=False)
+        # Residual blocks: pairs of square layers on the last hidden width (none when 0, so
+        # that a plain MADE's parameters and checkpoints are as before).
+        self.residual_layers = nn.ModuleList(nn.Linear(widths[-1], widths[-1]) for _ in range(2 * self.residual_blocks))
+        with torch.no_grad():
+            for layer in self.residual_layers[1::2]:  # each block starts as the identity
+                layer.weight.zero_()
+                layer.bias.zero_()
         self.context_to_hidden = None if context_size is None else nn.Linear(context_size, widths[1], bias=False)
         self.activation = ACTIVATIONS[activation]()
 
@@ -149,6 +167,9 @@ class MADE(Conditioner):
                     for o, d in zip(orders, degrees)
                 ]
             self.register_buffer(f"masks_{l}", torch.stack(masks).float())
+        if self.residual_blocks:  # a unit sees the units of equal or lower degree: degrees kept
+            last = [d[-1] for d in degrees]
+            self.register_buffer("residual_masks", torch.stack([d.unsqueeze(1) >= d.unsqueeze(0) for d in last]).float())
 
     def _check_member(self, member: int) -> int:
         if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < self.num_masks:
@@ -161,13 +182,33 @@ class MADE(Conditioner):
         layers = [*self.hidden_layers, self.output_layer]
         return [layer.weight * getattr(self, f"masks_{l}")[member].to(layer.weight.dtype) for l, layer in enumerate(layers)]
 
+    def masked_residual_weights(self, member: int) -> List[Tensor]:
+        """The weights of the residual layers (two per block) multiplied by member's mask."""
+        self._check_member(member)
+        if not self.residual_blocks:
+            return []
+        mask = self.residual_masks[member]
+        return [layer.weight * mask.to(layer.weight.dtype) for layer in self.residual_layers]
+
+    def _residual(self, z: Tensor, weights: List[Tensor]) -> Tensor:
+        """``z`` through every residual block: ``z + W_2 act(W_1 act(z) + b_1) + b_2``, per block."""
+        act, layers = self.activation, self.residual_layers
+        for b in range(self.residual_blocks):
+            first, second = 2 * b, 2 * b + 1
+            inner = act(F.linear(act(z), weights[first], layers[first].bias))
+            z = z + F.linear(inner, weights[second], layers[second].bias)
+        return z
+
     def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
         weights = self.masked_weights(member)
         h = x.flatten(-2)
+        last = len(self.hidden_layers) - 1
         for l, layer in enumerate(self.hidden_layers):
             h = F.linear(h, weights[l], layer.bias)  # one fused matmul + bias, as nn.Linear
             if l == 0 and context is not None and self.context_to_hidden is not None:
                 h = h + self.context_to_hidden(context)
+            if l == last and self.residual_blocks:
+                h = self._residual(h, self.masked_residual_weights(member))
             h = self.activation(h)
         if context is None:  # the output bias rides in the last matmul
             out = F.linear(h, weights[-1], self.output_bias.flatten())
@@ -191,6 +232,11 @@ class _MADEState(IncrementalState):
     in ``(a, b)`` from guessed values (two small matmuls per layer and round); the units of
     degree ``<= a`` are settled and enter through their pushed contributions. Observing the
     block pushes its values and settles the units of degree ``<= b``.
+
+    Residual blocks keep the degrees of the last hidden layer, so they are settled with it:
+    when last-layer units of degree ``k`` are complete, each block's inner units of degree
+    ``k`` are complete too once the block's input ``act(z)`` of those units has been pushed
+    into the inner pre-activations, and so on through the block's second layer.
     """
 
     block_size = SAMPLING_BLOCK
@@ -214,6 +260,10 @@ class _MADEState(IncrementalState):
                 start = start + net.context_to_hidden(context)
             pre.append(start.expand(*batch_shape, layer.bias.shape[0]).clone())
         self.pre = pre
+        # Residual blocks: running pre-activations of each layer of each block, (*, H).
+        self.residual_weights = net.masked_residual_weights(member)
+        width = net.hidden_sizes[-1]
+        self.residual_pre = [layer.bias.expand(*batch_shape, width).clone() for layer in net.residual_layers]
         offset = net.output_offset(context)
         self.out = offset.expand(*batch_shape, n, net.param_size).flatten(-2).clone()
         self.block_start = -1
@@ -224,12 +274,26 @@ class _MADEState(IncrementalState):
         for l, units in enumerate(units_per_layer):
             if units.numel() == 0:
                 continue
-            h = self.net.activation(self.pre[l][..., units])
+            z = self.pre[l][..., units]
+            if l + 1 == num_layers:
+                z = self._settle_residual(z, units)
+            h = self.net.activation(z)
             target = self.weights[l + 1][:, units]
             if l + 1 < num_layers:
                 self.pre[l + 1] += h @ target.T
             else:
                 self.out += h @ target.T
+
+    def _settle_residual(self, z: Tensor, units: Tensor) -> Tensor:
+        """The complete last-layer pre-activations ``z`` of ``units`` through every residual block."""
+        act, weights, pre = self.net.activation, self.residual_weights, self.residual_pre
+        for first in range(0, len(weights), 2):
+            second = first + 1
+            pre[first] += act(z) @ weights[first][:, units].T  # reaches units of equal degree too
+            inner = act(pre[first][..., units])
+            pre[second] += inner @ weights[second][:, units].T
+            z = z + pre[second][..., units]
+        return z
 
     def params(self, step: int) -> Tensor:
         self._settle([groups[step] for groups in self.groups])
@@ -261,6 +325,10 @@ class _MADEState(IncrementalState):
         self.block_base = [self.pre[l][..., u] for l, u in enumerate(units)]
         self.block_weights = [self.weights[0][units[0]][:, inputs].T]
         self.block_weights += [self.weights[l][units[l]][:, units[l - 1]].T for l in range(1, len(units))]
+        last = units[-1]
+        self.block_residual = [
+            (pre[..., last], weight[last][:, last].T) for pre, weight in zip(self.residual_pre, self.residual_weights)
+        ]
         self.block_out_base = self.out[..., outputs]
         self.block_out_weight = self.weights[-1][outputs][:, units[-1]].T
         self.block_start, self.block_stop = start, stop
@@ -270,8 +338,14 @@ class _MADEState(IncrementalState):
         if start != self.block_start:
             self._start_block(start)
         h = guess.flatten(-2)
-        for base, weight in zip(self.block_base, self.block_weights):
-            h = self.net.activation(base + h @ weight)
+        act, last = self.net.activation, len(self.block_base) - 1
+        for l, (base, weight) in enumerate(zip(self.block_base, self.block_weights)):
+            h = base + h @ weight
+            if l == last:
+                for b in range(0, len(self.block_residual), 2):
+                    (inner_base, inner_weight), (outer_base, outer_weight) = self.block_residual[b : b + 2]
+                    h = h + outer_base + act(inner_base + act(h) @ inner_weight) @ outer_weight
+            h = act(h)
         out = self.block_out_base + h @ self.block_out_weight
         return out.unflatten(-1, (self.block_stop - start, self.net.param_size))
 
