@@ -45,6 +45,8 @@ def _support_key(d: Distribution) -> Optional[tuple]:
         return None
     while isinstance(c, constraints.independent):
         c = c.base_constraint
+    if hasattr(c, "support_key"):  # a support of its own (one per column: Mixed)
+        return c.support_key()
     if isinstance(c, type(constraints.boolean)):
         return ("boolean",)
     if isinstance(c, constraints._IntegerInterval):

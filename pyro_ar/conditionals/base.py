@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from typing import Any, Dict
+from typing import Any, Dict, Sequence
 
 import torch
 from torch import Tensor
@@ -114,6 +114,22 @@ class Conditional(ABC):
     def enumerate_values(self, device: torch.device, dtype: torch.dtype) -> Tensor:
         """All values one discrete variable can take, ``(K,)``."""
         raise NotImplementedError(f"{type(self).__name__} conditionals are not enumerable")
+
+    @property
+    def has_enumerate_support(self) -> bool:
+        """Whether :meth:`enumerate_values` lists a finite support (discrete heads, except
+        those with infinitely many values such as counts)."""
+        return self.is_discrete
+
+    def for_variables(self, index: "int | Sequence[int]") -> "Conditional":
+        """The head of variable ``index`` (an int), or of the variables ``index`` (a sequence,
+        in that order). A head that is the same for every variable returns ``self``; one head
+        per column (:class:`pyro_ar.conditionals.Mixed`) returns its column's. Shared code
+        that handles one step or one block of steps asks for the head of those variables."""
+        return self
+
+    def check_event_size(self, event_size: int) -> None:
+        """Raise ``ValueError`` where this head cannot describe ``event_size`` variables."""
 
     def check_value(self, x: Tensor) -> None:
         """Raise ``ValueError`` where ``x`` has a dtype this head cannot score."""

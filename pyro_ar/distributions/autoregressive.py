@@ -78,6 +78,7 @@ class Autoregressive(JointDistribution):
                 f"match conditional {conditional!r} (input_size={conditional.input_size}, "
                 f"param_size={conditional.param_size})"
             )
+        conditional.check_event_size(conditioner.event_size)
         self.conditioner = conditioner
         self.conditional = conditional
         self.temperature = 1.0
@@ -219,15 +220,17 @@ class Autoregressive(JointDistribution):
         if batch.numel() == 0:
             return self._empty_sample(sample_shape)
         context = None if self.context is None else self.context.expand(batch + self.context.shape[-1:])
-        head, n, order = self.conditional, self.event_size, self.order
+        n, order = self.event_size, self.order
+        # The head(s) in step order (``self.conditional`` itself unless it has one per variable).
+        head = self.conditional.for_variables(order.tolist())
         if observed is not None:  # into step order, like everything below
             observed = observed.expand(shape)[..., order]
             observed_mask = observed_mask.expand(shape)[..., order]
         with self._bound_weights():
             state = self.conditioner.incremental(context, batch)
             if reparameterized:
-                draw = lambda k, params: head.rsample(params)  # noqa: E731
-                steps = self._sample_steps(state, draw, observed, observed_mask, dtype)
+                draw = lambda k, params: head.for_variables(k).rsample(params)  # noqa: E731
+                steps = self._sample_steps(state, head, draw, observed, observed_mask, dtype)
             else:
                 # All the randomness up front, in step order: each draw is then a function
                 # of its parameters (see Conditional.sample_from_noise).
@@ -236,37 +239,39 @@ class Autoregressive(JointDistribution):
                 # Fixed-point rounds pay off for discrete values, which stop changing once the
                 # steps they depend on are right; continuous ones change until the last round.
                 if state.block_size > 1 and head.is_discrete:
-                    steps = self._sample_blocks(state, noise, temperature, observed, observed_mask, dtype)
+                    steps = self._sample_blocks(state, head, noise, temperature, observed, observed_mask, dtype)
                 else:
                     noise_k = noise.unbind(-2)
-                    draw = lambda k, params: head.sample_from_noise(params, noise_k[k], temperature)  # noqa: E731
-                    steps = self._sample_steps(state, draw, observed, observed_mask, dtype)
+                    draw = lambda k, params: head.for_variables(k).sample_from_noise(params, noise_k[k], temperature)  # noqa: E731
+                    steps = self._sample_steps(state, head, draw, observed, observed_mask, dtype)
         rank = torch.empty_like(order)
         rank[order] = torch.arange(n, device=order.device)
         return torch.cat(steps, -1)[..., rank]
 
-    def _sample_steps(self, state, draw, observed, observed_mask, dtype) -> List[Tensor]:
+    def _sample_steps(self, state, head, draw, observed, observed_mask, dtype) -> List[Tensor]:
         """One variable per step, ``draw(step, params) -> value``: ``n`` tensors ``(*, 1)`` in
-        step order. With ``head.rsample`` as ``draw`` it is differentiable through the chain."""
-        head, steps = self.conditional, []
+        step order (``head``: the head(s) in step order). With ``head.rsample`` as ``draw`` it
+        is differentiable through the chain."""
+        steps = []
         for step in range(self.event_size):
             value = draw(step, state.params(step))
             if observed is not None:
                 value = torch.where(observed_mask[..., step], observed[..., step].to(value.dtype), value)
             steps.append(value.unsqueeze(-1))
-            state.observe(step, head.encode_one(value, dtype))
+            state.observe(step, head.for_variables(step).encode_one(value, dtype))
         return steps
 
-    def _sample_blocks(self, state, noise, temperature, observed, observed_mask, dtype) -> List[Tensor]:
+    def _sample_blocks(self, state, steps_head, noise, temperature, observed, observed_mask, dtype) -> List[Tensor]:
         """Blocks of ``state.block_size`` steps, each by fixed-point iteration: ``(*, b)`` tensors.
 
         Round ``t`` recomputes the block's parameters from the previous round's values and
         redraws with the same noise; step ``k`` of the block is exact after ``k + 1`` rounds,
         so at most ``b`` rounds are needed, and a round that changes nothing is exact.
         """
-        head, n, size, blocks = self.conditional, self.event_size, state.block_size, []
+        n, size, blocks = self.event_size, state.block_size, []
         for start in range(0, n, size):
             stop = min(start + size, n)
+            head = steps_head.for_variables(range(start, stop))
             noise_b = noise[..., start:stop, :]
             keep = None if observed is None else (observed_mask[..., start:stop], observed[..., start:stop])
             value = None

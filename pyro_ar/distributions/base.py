@@ -69,7 +69,7 @@ class JointDistribution(TorchDistribution):
 
     @property
     def has_enumerate_support(self) -> bool:  # type: ignore[override]
-        return self.conditional.is_discrete
+        return self.conditional.has_enumerate_support
 
     @property
     def event_size(self) -> int:
@@ -135,26 +135,41 @@ class JointDistribution(TorchDistribution):
         ``K^n <= max_enumeration_size`` (the one place this bound is checked)."""
         if not self.conditional.is_discrete:
             raise NotImplementedError(f"{self.conditional!r} conditionals are continuous: no enumerable support")
-        k = self.conditional.enumerate_values(torch.device("cpu"), torch.float64).numel()
+        sizes = [v.numel() for v in self._variable_values(torch.device("cpu"), torch.float64)]
         n = self.event_size
-        size = k**n
+        size = math.prod(sizes)
         if size > self.max_enumeration_size:
+            counted = f"K^n = {sizes[0]}^{n}" if len(set(sizes)) == 1 else "prod_i K_i = " + "*".join(map(str, sizes))
             raise ValueError(
-                f"enumeration needs K^n = {k}^{n} = {size} joint values, more than "
+                f"enumeration needs {counted} = {size} joint values, more than "
                 f"max_enumeration_size={self.max_enumeration_size}; use Monte-Carlo estimates instead"
             )
         return size
+
+    def _variable_values(self, device: torch.device, dtype: torch.dtype) -> list:
+        """The values of each variable, ``n`` tensors ``(K_i,)`` (one per distinct head)."""
+        heads = [self.conditional.for_variables(i) for i in range(self.event_size)]
+        values: dict = {}
+        for h in heads:
+            if id(h) not in values:
+                values[id(h)] = h.enumerate_values(device, dtype)
+        return [values[id(h)] for h in heads]
 
     def enumerate_support(self, expand: bool = True) -> Tensor:
         """Every joint value, ``(K^n,) + batch_shape + (n,)`` (``(K^n,) + (1,)*len(batch_shape) + (n,)``
         without ``expand``), for discrete heads with ``K^n <= max_enumeration_size``."""
         size = self.enumeration_size()
         dtype, device = self.param_dtype_device()
-        values = self.conditional.enumerate_values(device, dtype)
-        k, n = values.numel(), self.event_size
-        index = torch.arange(size, device=device).unsqueeze(-1)
-        powers = k ** torch.arange(n - 1, -1, -1, device=device)
-        joint = values[(index // powers) % k].to(self.conditional.sample_dtype(dtype))  # (K^n, n)
+        values, n = self._variable_values(device, dtype), self.event_size
+        # Mixed radix (variable 0 most significant): ``K^n`` rows when every variable has K values.
+        sizes = torch.tensor([v.numel() for v in values], device=device)
+        strides = torch.cat([sizes.flip(0).cumprod(0).flip(0)[1:], sizes.new_ones(1)])
+        digits = (torch.arange(size, device=device).unsqueeze(-1) // strides) % sizes  # (size, n)
+        if all(v is values[0] for v in values):
+            joint = values[0][digits]
+        else:
+            joint = torch.stack([v[digits[:, i]] for i, v in enumerate(values)], -1)
+        joint = joint.to(self.conditional.sample_dtype(dtype))  # (K^n, n)
         joint = joint.reshape((size,) + (1,) * len(self.batch_shape) + (n,))
         if expand:
             joint = joint.expand((size,) + self.batch_shape + (n,))

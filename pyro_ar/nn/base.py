@@ -142,7 +142,7 @@ class Conditioner(nn.Module):
         context_size: ``c`` for a conditional model ``p(x | context)``, or ``None``.
         order: ``None`` (identity), ``"random"``, ``"reverse"`` or a permutation of ``0..n-1``.
         seed: the seed of a random order (and of any other random structure).
-        initial_bias: ``(P,)`` starting output bias of every variable.
+        initial_bias: ``(P,)`` starting output bias of every variable, or ``(n, P)`` one per variable.
     """
 
     def __init_subclass__(cls, **kwargs):
@@ -170,11 +170,14 @@ class Conditioner(nn.Module):
             check_positive_int("context_size", context_size)
         self.context_size = context_size
         bias = torch.zeros(param_size) if initial_bias is None else torch.as_tensor(initial_bias, dtype=torch.float32)
-        if bias.shape != (param_size,):
-            raise ValueError(f"initial_bias must have shape ({param_size},), got {tuple(bias.shape)}")
+        if bias.shape not in ((param_size,), (event_size, param_size)):
+            raise ValueError(
+                f"initial_bias must have shape ({param_size},) or, one row per variable (a Mixed head has one "
+                f"head per variable), ({event_size}, {param_size}); got {tuple(bias.shape)}"
+            )
         # Every conditioner ends in the same per-variable output bias, and the context reaches
         # every output directly (so even the first variable in the order sees it).
-        self.output_bias = nn.Parameter(bias.repeat(event_size, 1))
+        self.output_bias = nn.Parameter(bias.expand(event_size, param_size).clone())
         self.context_to_params = None if context_size is None else nn.Linear(context_size, event_size * param_size, bias=False)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
             raise ValueError(f"seed must be None or an int in 0..2**63-1, got {seed!r}")
