@@ -72,6 +72,11 @@ def test_fit_on_words_reports_bits_per_character_and_writes_words(tmp_path, caps
     assert cli.main(["evaluate", "--checkpoint", str(out / "model.pt"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert math.isclose(report["test_bits_per_character"], metrics["test_bits_per_character"], rel_tol=1e-6)
+    # `pyro-ar sample` writes words as text from the checkpoint alone (its alphabet travels with it).
+    words = tmp_path / "more.txt"
+    assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "-n", "7", "--out", str(words)]) == 0
+    lines = words.read_text().splitlines()
+    assert len(lines) == 7 and all(re.fullmatch("[a-z]*", w) for w in lines)
 
 
 @pytest.mark.skipif(not DICTIONARY.exists(), reason="needs Debian's wamerican (/usr/share/dict/american-english)")
@@ -84,3 +89,13 @@ def test_make_words_rebuilds_the_shipped_file(tmp_path, monkeypatch):
     with np.load(tmp_path / "words.npz") as new, np.load(ROOT / "pyro_ar/program/data/words.npz") as old:
         for name in ("train", "valid", "test"):
             assert np.array_equal(new[name], old[name])
+
+
+def test_sample_to_text_needs_a_text_model(tmp_path, capsys, restore_torch_state):
+    out = tmp_path / "run"
+    assert cli.main(["fit", "--model", "fvsbn", "--epochs", "1", "--max-train", "50", "--no-progress",
+                     "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["sample", "--checkpoint", str(out / "model.pt"), "--out", str(tmp_path / "s.txt")]) == 1
+    assert "needs a model of text data" in capsys.readouterr().err
+    assert not (tmp_path / "s.txt").exists()

@@ -32,7 +32,7 @@ import torch
 from pyro_ar import registry
 from pyro_ar.checkpoint import load_checkpoint, plain_config, save
 from pyro_ar.models import RegisteredModel, factory, memory_limit
-from pyro_ar.program.data_files import DataSet, head_names, load_dataset, source_names
+from pyro_ar.program.data_files import DataSet, decode_text, head_names, load_dataset, source_names
 from pyro_ar.program.options import (
     add_option_flags,
     finite_float,
@@ -136,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     smp = sub.add_parser("sample", help="draw samples from a checkpoint into a PNG grid (or a .npy array)")
     smp.add_argument("--checkpoint", required=True, help="a model.pt written by fit")
     smp.add_argument("-n", "--num-samples", type=positive_int, default=64, help="how many samples (default 64)")
-    smp.add_argument("--out", default="samples.png", help="output .png (a grid) or .npy (the values)")
+    smp.add_argument(
+        "--out", default="samples.png",
+        help="output .png (a grid), .npy (the values) or, for text data such as words, .txt (one sample a line)",
+    )
     smp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     smp.add_argument("--temperature", type=positive_float, default=1.0, help="logit temperature (discrete heads)")
     smp.add_argument("--label", type=int, help="class-conditional models: sample this class (default: every class)")
@@ -391,6 +394,7 @@ def _fit(args: argparse.Namespace, data: DataSet, run: Optional[RunDir], info: D
         seed=args.seed,
         context=args.context,
         class_names=data.class_names,
+        alphabet=data.alphabet,
     )
     values = to_data_units(samples, data.preprocessing)
     save_sample_grid(values, run.staging / "samples.png", data.preprocessing, data.image_shape, columns=columns)
@@ -452,10 +456,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    if Path(args.out).suffix.lower() not in (".png", ".npy"):
-        raise UsageError(f"--out must end in .png or .npy, got {args.out!r}")
+    if Path(args.out).suffix.lower() not in (".png", ".npy", ".txt"):
+        raise UsageError(f"--out must end in .png, .npy or .txt, got {args.out!r}")
     out = check_output_file(args.out, args.overwrite)
     ckpt = load_checkpoint(args.checkpoint)
+    alphabet = ckpt.extra.get("alphabet")
+    if out.suffix.lower() == ".txt" and not alphabet:
+        raise UsageError("--out .txt needs a model of text data (trained on a source with an alphabet, e.g. words)")
     net = ckpt.model
     prep = ckpt.extra.get("preprocessing") or {"kind": net.conditional.registry_name,
                                                "value_kind": net.conditional.value_kind}
@@ -469,6 +476,9 @@ def run_sample(args: argparse.Namespace) -> int:
     values = to_data_units(samples, prep)
     if out.suffix.lower() == ".npy":
         write_file_atomically(out, lambda path: np.save(path, values), overwrite=args.overwrite)
+    elif out.suffix.lower() == ".txt":
+        text = "".join(word + "\n" for word in decode_text(samples, alphabet))
+        write_file_atomically(out, lambda path: Path(path).write_text(text), overwrite=args.overwrite)
     else:
         write_file_atomically(
             out, lambda path: save_sample_grid(values, path, prep, ckpt.extra.get("image_shape"), columns=columns),

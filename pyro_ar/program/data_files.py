@@ -50,6 +50,7 @@ __all__ = [
     "value_kind",
     "load_dataset",
     "load_source",
+    "decode_text",
     "register_source",
     "source_names",
     "read_array_file",
@@ -85,6 +86,16 @@ class RawSource:
     #: Text sources: the symbol of each categorical code (code k is alphabet[k]; the code whose
     #: symbol is "" ends a sequence and pads it). Its length is the default number of levels.
     alphabet: Optional[List[str]] = None
+
+
+def decode_text(rows: Tensor, alphabet: List[str]) -> List[str]:
+    """Each row ``(N, n)`` of codes as text (code ``k`` is ``alphabet[k]``), up to its first end
+    symbol (the empty string)."""
+    words = []
+    for row in rows.long().tolist():
+        symbols = [alphabet[c] for c in row]
+        words.append("".join(symbols[: symbols.index("")] if "" in symbols else symbols))
+    return words
 
 
 @dataclass
@@ -125,11 +136,7 @@ class DataSet:
 
     def decode(self, rows: Tensor) -> List[str]:
         """Text data: each row ``(N, n)`` of codes as text, up to its first end symbol."""
-        words = []
-        for row in rows.long().tolist():
-            symbols = [self.alphabet[c] for c in row]
-            words.append("".join(symbols[: symbols.index("")] if "" in symbols else symbols))
-        return words
+        return decode_text(rows, self.alphabet)
 
     @property
     def event_size(self) -> int:
