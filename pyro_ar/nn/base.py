@@ -17,12 +17,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import functools
 import inspect
-from typing import Any, Dict, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["Conditioner", "ConditionerMember", "IncrementalState", "make_order", "OrderSpec", "SAMPLING_BLOCK"]
+__all__ = ["Conditioner", "ConditionerMember", "IncrementalState", "LinearBlockState", "make_order", "OrderSpec", "SAMPLING_BLOCK"]
 
 OrderSpec = Union[None, str, Sequence[int], Tensor]
 
@@ -114,6 +114,80 @@ class IncrementalState(ABC):
     def observe_block(self, start: int, values: Tensor) -> None:
         """Record the encoded values ``(*, b, I)`` drawn at steps ``start .. start+b-1``."""
         raise NotImplementedError(f"{type(self).__name__} has no block interface (block_size=1)")
+
+
+class LinearBlockState(IncrementalState):
+    """Running linear terms of every step, one block of steps at a time, in step order.
+
+    For conditioners whose step ``k`` reads ``U`` units ``offset_k + sum_{j<k} W_kj e(x_j)``
+    (FVSBN's parameters, PerVariableMLP's hidden pre-activations). Updating all ``n`` steps
+    after every draw would move ``O(R n U)`` memory per step; instead a block of ``b`` steps
+    starts from one matmul of the values drawn before it, and each draw adds its column to
+    the rest of its block only (``O(R b U)``). :meth:`block_linear` gives a whole block's
+    terms from guessed values in one matmul (the block interface). Updates are out of place,
+    so ``rsample`` can differentiate through the loop. Subclasses turn :meth:`linear` into
+    parameters.
+
+    Args:
+        weight_t: ``(n I, n U)``; entry ``[j I + a, k U + u]`` is the effect of feature ``a``
+            of the value drawn at step ``j`` on unit ``u`` of step ``k`` (zero unless ``j < k``).
+        offset: ``(R, n U)``, the terms that no variable feeds, for ``R = prod(batch_shape)`` rows.
+        sizes: ``(n, I, U)``.
+        batch_shape: the batch shape of the state.
+    """
+
+    block_size = SAMPLING_BLOCK
+
+    def __init__(self, weight_t: Tensor, offset: Tensor, sizes: "tuple[int, int, int]", batch_shape: torch.Size):
+        self.weight_t, self.offset, self.batch_shape = weight_t, offset, batch_shape
+        self.num_steps, self.input_features, self.units = sizes
+        # Rows are kept flat, (R, ...); values are reshaped only when the batch is not 1-D.
+        self.flat_batch = len(batch_shape) == 1
+        self.prefix: List[Tensor] = []  # encoded values of finished blocks, each (R, b I)
+        self.current: List[Tensor] = []  # encoded values of the current block, each (R, I)
+        self.block_start, self.block_end = -1, 0  # no block started yet
+
+    def _start_block(self, start: int) -> None:
+        """The terms of block ``start..end-1`` from the values before ``start`` alone."""
+        i_size, units = self.input_features, self.units
+        end = min(start + self.block_size, self.num_steps)
+        cols = slice(start * units, end * units)
+        acc = self.offset[:, cols]
+        if start > 0:
+            drawn = torch.cat(self.prefix, -1) if len(self.prefix) > 1 else self.prefix[0]
+            acc = torch.addmm(acc, drawn, self.weight_t[: start * i_size, cols])
+        self.acc = self.block_offset = acc  # (R, b U)
+        self.block_weight = self.weight_t[start * i_size : end * i_size, cols]  # (b I, b U)
+        # Each step's (I, b U) rows of it, cut in one call.
+        self.step_weights = self.block_weight.unflatten(0, (end - start, i_size)).unbind(0)
+        self.block_start, self.block_end = start, end
+
+    def linear(self, step: int) -> Tensor:
+        """The ``(R, U)`` terms of ``step``, from every value observed before it."""
+        if step == self.block_end:
+            self._start_block(step)
+        return self.acc.narrow(1, (step - self.block_start) * self.units, self.units)
+
+    def observe(self, step: int, value: Tensor) -> None:
+        if not self.flat_batch:
+            value = value.reshape(-1, self.input_features)
+        self.current.append(value)
+        if step + 1 < self.block_end:
+            self.acc = torch.addmm(self.acc, value, self.step_weights[step - self.block_start])
+        else:
+            self.prefix.append(torch.cat(self.current, -1))
+            self.current = []
+
+    def block_linear(self, start: int, guess: Tensor) -> Tensor:
+        """The ``(R, b, U)`` terms of the block at ``start`` given guessed values ``(*, b, I)``."""
+        if start != self.block_start:
+            self._start_block(start)
+        b = self.block_end - start
+        flat = torch.addmm(self.block_offset, guess.reshape(-1, b * self.input_features), self.block_weight)
+        return flat.unflatten(-1, (b, self.units))
+
+    def observe_block(self, start: int, values: Tensor) -> None:
+        self.prefix.append(values.reshape(-1, values.shape[-2] * self.input_features))
 
 
 class Conditioner(nn.Module):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor, nn
 
-from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, check_positive_int
+from pyro_ar.nn.base import Conditioner, IncrementalState, LinearBlockState, check_positive_int
 from pyro_ar.nn.made import ACTIVATIONS, Activation
 from pyro_ar.registry import register_conditioner
 
@@ -92,82 +92,37 @@ class PerVariableMLP(Conditioner):
         return _PerVariableMLPState(self, context, batch_shape)
 
 
-class _PerVariableMLPState(IncrementalState):
-    """Running pre-activations of the current block of variables, in order coordinates.
-
-    A block of ``b`` steps starts from one matmul of the values drawn before it (its
-    ``b d`` pre-activations); each draw then adds its column to the rest of its block only.
-    The block interface computes the whole block's parameters from guessed values with one
-    ``(b I, b d)`` matmul, one activation and one batched output product. Updates are out of
-    place, so ``rsample`` can differentiate through the loop.
-    """
-
-    block_size = SAMPLING_BLOCK
+class _PerVariableMLPState(LinearBlockState):
+    """The running hidden pre-activations of every variable (``U = d``), one block at a time
+    (:class:`~pyro_ar.nn.base.LinearBlockState`); a step's parameters are its own MLP's
+    output layer on them. The block interface computes a whole block's parameters from
+    guessed values with one ``(b I, b d)`` matmul, one activation and one batched product."""
 
     def __init__(self, net: PerVariableMLP, context: Optional[Tensor], batch_shape: torch.Size):
         n, i_size, p_size, d = net.event_size, net.input_size, net.param_size, net.hidden_size
         order = net.orders[0]
         self.net = net
-        self.sizes = (n, i_size, p_size, d)
-        self.batch_shape = batch_shape
         # weight_t[j I + a, k d + h]: effect of feature a of the j-th drawn variable on hidden
         # unit h of the k-th; nonzero only for j < k.
         weight = net.masked_in_weight().unflatten(-1, (n, i_size))[order][:, :, order]  # (k, h, j, a)
-        self.weight_t = weight.permute(2, 3, 0, 1).reshape(n * i_size, n * d)
+        weight_t = weight.permute(2, 3, 0, 1).reshape(n * i_size, n * d)
         hidden = net.hidden_offset(context).unflatten(-1, (n, d)).expand(*batch_shape, n, d)[..., order, :]
-        self.hidden_offset = hidden.reshape(-1, n * d)
+        super().__init__(weight_t, hidden.reshape(-1, n * d), (n, i_size, d), batch_shape)
         self.out_weight = net.out_weight[order]  # (n, P, d) in step order
         out = net.output_offset(context).expand(*batch_shape, n, p_size)[..., order, :]
         self.out_offset = out.reshape(-1, n, p_size)
-        self.prefix: List[Tensor] = []  # encoded values of finished blocks, each (R, b I)
-        self.current: List[Tensor] = []  # encoded values of the current block, each (R, I)
-        self.block_start, self.block_end = -1, 0
-
-    def _start_block(self, start: int) -> None:
-        n, i_size, _, d = self.sizes
-        end = min(start + self.block_size, n)
-        cols = slice(start * d, end * d)
-        acc = self.hidden_offset[:, cols]
-        if start > 0:
-            drawn = torch.cat(self.prefix, -1) if len(self.prefix) > 1 else self.prefix[0]
-            acc = torch.addmm(acc, drawn, self.weight_t[: start * i_size, cols])
-        self.acc = self.block_offset = acc  # (R, b d)
-        self.block_weight = self.weight_t[start * i_size : end * i_size, cols]  # (b I, b d)
-        self.step_weights = self.block_weight.unflatten(0, (end - start, i_size)).unbind(0)
-        self.block_start, self.block_end = start, end
 
     def _reshaped(self, out: Tensor) -> Tensor:
         return out.reshape(*self.batch_shape, *out.shape[1:])
 
     def params(self, step: int) -> Tensor:
-        if step == self.block_end:
-            self._start_block(step)
-        d = self.sizes[3]
-        h = self.net.activation(self.acc.narrow(1, (step - self.block_start) * d, d))
-        out = torch.addmm(self.out_offset[:, step], h, self.out_weight[step].T)
-        return self._reshaped(out)
-
-    def observe(self, step: int, value: Tensor) -> None:
-        value = value.reshape(-1, self.sizes[1])
-        self.current.append(value)
-        if step + 1 < self.block_end:
-            self.acc = torch.addmm(self.acc, value, self.step_weights[step - self.block_start])
-        else:
-            self.prefix.append(torch.cat(self.current, -1))
-            self.current = []
+        h = self.net.activation(self.linear(step))
+        return self._reshaped(torch.addmm(self.out_offset[:, step], h, self.out_weight[step].T))
 
     def block_params(self, start: int, guess: Tensor) -> Tensor:
-        if start != self.block_start:
-            self._start_block(start)
-        _, i_size, _, d = self.sizes
-        b = self.block_end - start
-        pre = torch.addmm(self.block_offset, guess.reshape(-1, b * i_size), self.block_weight)
-        h = self.net.activation(pre.unflatten(-1, (b, d)))  # (R, b, d)
+        h = self.net.activation(self.block_linear(start, guess))  # (R, b, d)
         out = torch.einsum("rbd,bpd->rbp", h, self.out_weight[start : self.block_end])
         return self._reshaped(out + self.out_offset[:, start : self.block_end])
-
-    def observe_block(self, start: int, values: Tensor) -> None:
-        self.prefix.append(values.reshape(-1, values.shape[-2] * self.sizes[1]))
 
 
 register_conditioner(
