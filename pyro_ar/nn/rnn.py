@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import Conditioner, IncrementalState, check_positive_int
+from pyro_ar.nn.teacher_forcing import shifted_inputs, to_variable_order
 from pyro_ar.registry import register_conditioner
 
 __all__ = ["RNN", "CELLS"]
@@ -102,20 +103,18 @@ class RNN(Conditioner):
         return out, (last if self.cell == "lstm" else (last,))
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
-        n, i_size, p_size = self.event_size, self.input_size, self.param_size
+        n = self.event_size
         order = self.orders[0]
         context_batch = context.shape[:-1] if context is not None else torch.Size()
         batch = torch.broadcast_shapes(x.shape[:-2], context_batch)
         rows = batch.numel()
-        x_steps = x.expand(*batch, n, i_size).reshape(rows, n, i_size)[:, order]  # (B, n, I), step order
         # Teacher forcing: step k sees the value drawn at step k - 1 (the start vector at step 0).
-        shifted = torch.cat([self.start.expand(rows, 1, -1), self.value_embedding(x_steps[:, :-1])], 1)
-        inputs = shifted + self.variable_embedding[order]
+        inputs = shifted_inputs(x, batch, order, self.start, self.value_embedding) + self.variable_embedding[order]
         if rows == 0:  # torch's recurrent layers refuse an empty batch
             out = inputs.new_zeros(0, n, self.hidden_size)
         else:
             out, _ = self.run(inputs, self.initial(context, rows, batch))
-        params = self.readout(out)[:, self.inverse_order].reshape(*batch, n, p_size)
+        params = to_variable_order(self.readout(out), self.inverse_order, batch)
         return params + self.output_offset(context)
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:

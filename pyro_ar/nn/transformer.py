@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import Conditioner, IncrementalState, check_positive_int
+from pyro_ar.nn.teacher_forcing import shifted_inputs, to_variable_order
 from pyro_ar.registry import register_conditioner
 
 __all__ = ["Transformer", "CausalBlock"]
@@ -186,17 +187,16 @@ class Transformer(Conditioner):
         return terms
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None) -> Tensor:
-        n, i_size, p_size = self.event_size, self.input_size, self.param_size
+        n = self.event_size
         order = self.orders[0]
         terms = self.position_terms(context)
         batch = torch.broadcast_shapes(x.shape[:-2], terms.shape[:-2])
         rows = batch.numel()
-        x_steps = x.expand(*batch, n, i_size).reshape(rows, n, i_size)[:, order]  # (B, n, I), step order
-        shifted = torch.cat([self.start.expand(rows, 1, -1), self.value_embedding(x_steps[:, :-1])], 1)
+        shifted = shifted_inputs(x, batch, order, self.start, self.value_embedding)  # teacher forcing
         z = shifted + terms.expand(*batch, n, self.d_model).reshape(rows, n, self.d_model)
         for block in self.blocks:
             z = block(z)
-        params = self.readout(self.final_norm(z))[:, self.inverse_order].reshape(*batch, n, p_size)
+        params = to_variable_order(self.readout(self.final_norm(z)), self.inverse_order, batch)
         return params + self.output_offset(context)
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:
