@@ -142,6 +142,9 @@ class RegisteredModel(AutoregressiveModel):
         bound.apply_defaults()
         options = dict(bound.arguments)
         head = _head(options.pop("conditional"))
+        n = options.get("event_size")
+        if isinstance(n, int) and not isinstance(n, bool) and n >= 1:
+            head.check_event_size(n)  # a per-column head (Mixed) must have one head per variable
         conditioner = self.entry.cls(
             **options, input_size=head.input_size, param_size=head.param_size, initial_bias=head.initial_bias()
         )

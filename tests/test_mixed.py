@@ -282,7 +282,7 @@ def test_bad_mixed_heads_are_refused():
     ]:
         with pytest.raises(ValueError, match=match):
             Mixed(heads)
-    with pytest.raises(ValueError, match=r"one row per variable.*\(5, 4\)"):
+    with pytest.raises(ValueError, match=r"Mixed has 2 heads \(one per column\) but the model has event_size=5"):
         pyro_ar.MADE(5, hidden_sizes=[8], conditional=Mixed([Bernoulli(), Categorical(4)]))
     net = pyro_ar.MADE(2, hidden_sizes=[8], conditional=Mixed([Bernoulli(), Categorical(4)]))
     with pytest.raises(ValueError, match="Mixed has 2 heads"):
@@ -343,3 +343,10 @@ def test_pyro_svi_step_on_a_mixed_table():
     svi = SVI(model, lambda x: None, pyro.optim.Adam({"lr": 1e-2}), Trace_ELBO())
     losses = [svi.step(rows) for _ in range(30)]
     assert math.isfinite(losses[-1]) and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize("factory", [pyro_ar.FVSBN, pyro_ar.NADE, pyro_ar.MADE])
+def test_factory_refuses_a_wrong_number_of_heads(factory):
+    heads = Mixed([Bernoulli(), Categorical(3)])
+    with pytest.raises(ValueError, match=r"Mixed has 2 heads .* event_size=3"):
+        factory(3, conditional=heads)
