@@ -148,3 +148,34 @@ def write_json(path: Path, payload: Dict[str, Any], extra: Optional[Dict[str, An
     text = re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
                   lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
     path.write_text(text + "\n")
+
+
+# ---- what the speed benchmarks time ---------------------------------------------------------
+
+
+def log_prob_fns(model, x: torch.Tensor) -> "tuple[Callable, Callable]":
+    """``(forward, forward_backward)`` of ``model().log_prob(x)``, for the timers."""
+
+    def forward():
+        with torch.no_grad():
+            return model().log_prob(x)
+
+    def forward_backward():
+        model.zero_grad(set_to_none=True)
+        model().log_prob(x).sum().backward()
+
+    return forward, forward_backward
+
+
+def naive_sample(model, batch: int, steps: int) -> torch.Tensor:
+    """The first ``steps`` variables of a sample drawn without the incremental state: the full
+    conditioner pass on the partially drawn ``x`` per step, of which one row is used."""
+    cond, head = model.conditioner, model.conditional
+    param = next(model.parameters())
+    x = torch.zeros(batch, model.event_size, dtype=head.sample_dtype(param.dtype), device=param.device)
+    with torch.no_grad():
+        for i in cond.orders[0].tolist()[:steps]:
+            params = cond(head.encode(x, param.dtype))  # (B, n, P): all n conditionals
+            x[:, i] = head.sample(params[:, i])
+    return x
+

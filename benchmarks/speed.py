@@ -50,7 +50,10 @@ import pyro_ar
 from pyro_ar.conditionals import MixtureOfGaussians
 from pyro_ar.program.training import train
 
-from bench_utils import RESULTS_DIR, command_line, machine_info, markdown_table, now_iso, time_interleaved, write_json
+from bench_utils import (
+    RESULTS_DIR, command_line, log_prob_fns, machine_info, markdown_table, naive_sample, now_iso, time_interleaved,
+    write_json,
+)
 
 # ---- straightforward NADE baselines (batch-major, as a user would first write them) -------
 
@@ -106,31 +109,6 @@ def data_for(model: pyro_ar.AutoregressiveModel, batch: int, device: str) -> tor
     if isinstance(model.conditional, MixtureOfGaussians):
         return torch.randn(batch, model.event_size, generator=gen).to(device)
     return torch.bernoulli(torch.full((batch, model.event_size), 0.3), generator=gen).to(device)
-
-
-def log_prob_fns(model, x) -> Tuple[Callable, Callable]:
-    def forward():
-        with torch.no_grad():
-            return model().log_prob(x)
-
-    def forward_backward():
-        model.zero_grad(set_to_none=True)
-        model().log_prob(x).sum().backward()
-
-    return forward, forward_backward
-
-
-def naive_sample(model, batch: int, steps: int) -> torch.Tensor:
-    """The first ``steps`` variables of a sample drawn by rerunning the full network each step."""
-    cond, head = model.conditioner, model.conditional
-    dtype = next(model.parameters()).dtype
-    device = next(model.parameters()).device
-    x = torch.zeros(batch, model.event_size, dtype=head.sample_dtype(dtype), device=device)
-    with torch.no_grad():
-        for i in cond.orders[0].tolist()[:steps]:
-            params = cond(head.encode(x, dtype))  # all n conditionals, of which one is used
-            x[:, i] = head.sample(params[:, i])
-    return x
 
 
 def bernoulli_draws(n: int, batch: int, device: str) -> torch.Tensor:

@@ -80,3 +80,31 @@ def test_pixelcnn_quick_run(tmp_path):
     (digits,) = result["likelihood"]
     assert math.isfinite(digits["test_nll"]) and digits["target"] == 16.5 and digits["epochs_run"] <= 2
     assert "## Test NLL (nats)" in proc.stdout
+
+
+def test_sequence_quick_run(tmp_path):
+    out = tmp_path / "sequence.json"
+    proc = run_script("sequence.py", "--quick", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert {"date", "command", "machine", "settings", "sizes", "targets"} <= set(result)
+    assert set(result["sizes"]) == {"64", "16"}
+    for n, size in result["sizes"].items():
+        assert set(size["log_prob"]) == set(size["sampling"]) == {"MADE", "RNN", "Transformer"}
+        for name, row in size["log_prob"].items():
+            for key in ("forward_over_made", "forward_backward_over_made"):
+                assert math.isfinite(row[key]) and row[key] > 0
+            assert row["forward_over_made"] == pytest.approx(
+                row["forward"]["ms"] / size["log_prob"]["MADE"]["forward"]["ms"])
+        for name, row in size["sampling"].items():
+            for key in ("sample_over_log_prob", "naive_over_log_prob", "naive_over_ours"):
+                assert math.isfinite(row[key]) and row[key] > 0
+            assert row["sample_over_log_prob"] == pytest.approx(row["sample_ms"] / row["log_prob_ms"])
+            assert row["naive_over_ours"] == pytest.approx(row["naive_sample_ms"] / row["sample_ms"])
+            assert row["naive_steps_timed"] == 4
+    assert set(result["targets"]) == {
+        f"{name} (n = {n})" for n in (64, 16) for name in (
+            "RNN sampling <= 5x log_prob", "Transformer sampling <= 10x log_prob",
+            "Transformer cached sampling >= 20x faster than naive")}
+    assert all(isinstance(ok, bool) for ok in result["targets"].values())
+    assert "## n = 64, batch 8: sampling" in proc.stdout
