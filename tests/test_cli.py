@@ -296,3 +296,18 @@ def test_bad_input_exits_non_zero_in_a_subprocess(tmp_path):
     assert result.returncode == 1
     assert "pyro-ar: error:" in result.stderr and "does not exist" in result.stderr
     assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_a_shared_option_shows_each_models_own_help():
+    from pyro_ar.program.options import model_flags
+
+    for flag in model_flags().values():
+        texts = {h.rstrip(".").replace("``", "") for h in flag.helps}
+        assert len(flag.helps) == len(flag.owners)
+        if len(texts) > 1:  # e.g. hidden_size: NADE's shared units, the RNN's state size, ...
+            for owner, text in zip(flag.owners, flag.helps):
+                assert f"{owner}: {text.rstrip('.').replace('``', '')}" in flag.help
+        else:
+            assert flag.help == texts.pop()
+    hidden = model_flags()["hidden_size"]
+    assert "rnn: " in hidden.help and "nade: " in hidden.help

@@ -117,6 +117,15 @@ class OptionFlag:
 
     option: Option
     owners: List[str] = field(default_factory=list)
+    #: Each owner's help text (the models that share an option may describe it differently).
+    helps: List[str] = field(default_factory=list)
+
+    @property
+    def help(self) -> str:
+        texts = [h.rstrip(".").replace("``", "") for h in self.helps] or [self.option.help]
+        if len(set(texts)) == 1:
+            return texts[0]
+        return "; ".join(f"{owner}: {text}" for owner, text in zip(self.owners, texts))
 
     @property
     def dest(self) -> str:
@@ -133,7 +142,7 @@ def _collect(entries: Sequence[Any], options_of: Callable[[Any], Sequence[Option
         for option in options_of(entry):
             known = flags.get(option.name)
             if known is None:
-                flags[option.name] = OptionFlag(option, [entry.name])
+                flags[option.name] = OptionFlag(option, [entry.name], [option.help])
             elif _strip_optional(known.option.annotation) != _strip_optional(option.annotation):
                 raise TypeError(
                     f"option {option.name!r} has type {option.annotation} in {entry.name!r} but "
@@ -141,6 +150,7 @@ def _collect(entries: Sequence[Any], options_of: Callable[[Any], Sequence[Option
                 )
             else:
                 known.owners.append(entry.name)
+                known.helps.append(option.help)
     return flags
 
 
@@ -161,9 +171,8 @@ def _add(group: argparse._ArgumentGroup, flags: Dict[str, OptionFlag], what: str
         for owner in flag.owners:
             default = defaults(owner, flag.option)
             shown.append(f"{owner}: {default}" if default is not None else owner)
-        help_text = flag.option.help.rstrip(".").replace("``", "")
-        group.add_argument(flag.flag, dest=name, default=None,
-                           help=f"{help_text} [{what} {', '.join(shown)}]", **kwargs)
+        group.add_argument(flag.flag, dest=name, default=None, help=f"{flag.help} [{what} {', '.join(shown)}]",
+                           **kwargs)
 
 
 def _model_default(model: str, option: Option) -> Any:
