@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, check_positive_int
+from pyro_ar.nn.staircase import staircase_linear, staircase_plan
 from pyro_ar.registry import register_conditioner
 
 __all__ = ["MADE", "made_degrees"]
@@ -22,7 +23,7 @@ def made_degrees(
     An input feature of the variable at position ``k`` of the order has degree ``k + 1``.
     A hidden unit of degree ``m`` may see inputs of degree ``<= m``; an output of degree
     ``k + 1`` may see hidden units of degree ``<= k``. Hidden degrees lie in ``[1, n - 1]``
-    (``0`` when ``n == 1``): cycled when ``generator`` is None, else drawn at random from
+    (``0`` when ``n == 1``): cycled (and sorted) when ``generator`` is None, else drawn at random from
     the smallest degree of the layer below upward (connectivity-agnostic training). A layer
     narrower than ``n - 1`` cannot hold every degree: its degrees are spread evenly over
     ``[1, n - 1]`` instead, keeping ``n - 1`` so that no input is left dead.
@@ -37,8 +38,8 @@ def made_degrees(
             deg = torch.zeros(size, dtype=torch.long, device="cpu")
         elif generator is None and size < n - 1:
             deg = torch.linspace(1, n - 1, size, device="cpu").round().long()
-        elif generator is None:
-            deg = torch.arange(size, device="cpu") % (n - 1) + 1
+        elif generator is None:  # sorted, so that member 0's masks are staircases (nn/staircase.py)
+            deg = (torch.arange(size, device="cpu") % (n - 1) + 1).sort().values
         else:
             low = max(int(degrees[-1].min()), 1)
             deg = torch.randint(low, n, (size,), generator=generator, device="cpu")
@@ -170,6 +171,20 @@ class MADE(Conditioner):
         if self.residual_blocks:  # a unit sees the units of equal or lower degree: degrees kept
             last = [d[-1] for d in degrees]
             self.register_buffer("residual_masks", torch.stack([d.unsqueeze(1) >= d.unsqueeze(0) for d in last]).float())
+        self._plan_staircases()
+        # Loaded masks (an older checkpoint's degrees) get their own plans.
+        self.register_load_state_dict_post_hook(_replan_after_load)
+
+    def _plan_staircases(self) -> None:
+        """Per member, the :func:`~pyro_ar.nn.staircase.staircase_plan` of every layer's
+        mask (None where it is not a staircase), then of the residual mask: derived from the
+        mask buffers only, never from the weights, so that no parameter write can make it stale."""
+        layers = len(self.hidden_sizes) + 1
+        self._plans = [
+            [staircase_plan(getattr(self, f"masks_{l}")[m]) for l in range(layers)]
+            + [staircase_plan(self.residual_masks[m]) if self.residual_blocks else None]
+            for m in range(self.num_masks)
+        ]
 
     def _check_member(self, member: int) -> int:
         if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < self.num_masks:
@@ -190,34 +205,48 @@ class MADE(Conditioner):
         mask = self.residual_masks[member]
         return [layer.weight * mask.to(layer.weight.dtype) for layer in self.residual_layers]
 
-    def _residual(self, z: Tensor, weights: List[Tensor]) -> Tensor:
+    def _residual(self, z: Tensor, member: int) -> Tensor:
         """``z`` through every residual block: ``z + W_2 act(W_1 act(z) + b_1) + b_2``, per block."""
         act, layers = self.activation, self.residual_layers
+        mask, plan = self.residual_masks[member], self._plans[member][-1]
         for b in range(self.residual_blocks):
-            first, second = 2 * b, 2 * b + 1
-            inner = act(F.linear(act(z), weights[first], layers[first].bias))
-            z = z + F.linear(inner, weights[second], layers[second].bias)
+            first, second = layers[2 * b], layers[2 * b + 1]
+            inner = act(_masked_linear(act(z), first.weight, first.bias, mask, plan))
+            z = z + _masked_linear(inner, second.weight, second.bias, mask, plan)
         return z
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
-        weights = self.masked_weights(member)
+        plans = self._plans[self._check_member(member)]
         h = x.flatten(-2)
         last = len(self.hidden_layers) - 1
         for l, layer in enumerate(self.hidden_layers):
-            h = F.linear(h, weights[l], layer.bias)  # one fused matmul + bias, as nn.Linear
+            h = _masked_linear(h, layer.weight, layer.bias, getattr(self, f"masks_{l}")[member], plans[l])
             if l == 0 and context is not None and self.context_to_hidden is not None:
                 h = h + self.context_to_hidden(context)
             if l == last and self.residual_blocks:
-                h = self._residual(h, self.masked_residual_weights(member))
+                h = self._residual(h, member)
             h = self.activation(h)
+        out_mask, out_plan = getattr(self, f"masks_{last + 1}")[member], plans[last + 1]
         if context is None:  # the output bias rides in the last matmul
-            out = F.linear(h, weights[-1], self.output_bias.flatten())
+            out = _masked_linear(h, self.output_layer.weight, self.output_bias.flatten(), out_mask, out_plan)
             return out.unflatten(-1, (self.event_size, self.param_size))
-        out = F.linear(h, weights[-1]).unflatten(-1, (self.event_size, self.param_size))
-        return out + self.output_offset(context)
+        out = _masked_linear(h, self.output_layer.weight, None, out_mask, out_plan)
+        return out.unflatten(-1, (self.event_size, self.param_size)) + self.output_offset(context)
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
         return _MADEState(self, context, batch_shape, self._check_member(member))
+
+
+def _replan_after_load(module: MADE, _incompatible_keys: Any) -> None:
+    module._plan_staircases()  # a module-level function (not a lambda): the module stays picklable
+
+
+def _masked_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Tensor, plan) -> Tensor:
+    """``F.linear(x, weight * mask, bias)``: one fused matmul + bias, or blockwise along a
+    staircase mask (skipping its masked-out blocks) where the layer has a plan."""
+    if plan is not None:
+        return staircase_linear(x, weight, bias, mask, plan)
+    return F.linear(x, weight * mask.to(weight.dtype), bias)
 
 
 class _MADEState(IncrementalState):
