@@ -29,9 +29,10 @@ __all__ = ["StaircasePlan", "staircase_plan", "staircase_linear"]
 #: ``[dense_columns, seen_columns)`` (masked), none sees columns from ``seen_columns`` on.
 StaircasePlan = List[Tuple[int, int, int, int]]
 
-#: Row blocks per layer: more skip more masked-out arithmetic but make smaller matmuls;
-#: 4 was the fastest at n = 784, d = 500 on one CPU thread (benchmarks/speed.py).
-BLOCKS = 4
+#: Row blocks per layer: more skip more masked-out arithmetic (the fraction of the dense
+#: work done is about 1/2 + 1/(2 * BLOCKS)) but make smaller matmuls; at n = 784, d = 500 on
+#: one CPU thread 8 and 10 blocks were fastest, 16 slower again.
+BLOCKS = 8
 #: Layers with fewer weights than this use the plain masked product (small matmuls gain
 #: nothing from blocking).
 MIN_WEIGHTS = 64 * 64
