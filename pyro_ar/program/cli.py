@@ -32,7 +32,8 @@ import torch
 from pyro_ar import registry
 from pyro_ar.checkpoint import load_checkpoint, plain_config, save
 from pyro_ar.models import RegisteredModel, factory, memory_limit
-from pyro_ar.program.data_files import DataSet, decode_text, head_names, load_dataset, source_names
+from pyro_ar.program import tables
+from pyro_ar.program.data_files import DataSet, decode_text, head_names, is_table, load_dataset, source_names
 from pyro_ar.program.options import (
     add_option_flags,
     finite_float,
@@ -67,6 +68,8 @@ __all__ = ["main", "build_parser", "build_model", "OUTPUT_FILES"]
 OUTPUT_FILES = ("model.pt", "metrics.json", "samples.png", "learning_curve.png")
 #: Written beside them for text data (a source with an ``alphabet``): the samples decoded, one a line.
 TEXT_OUTPUT = "samples.txt"
+#: Written beside them for a table (``--conditional mixed``): synthetic rows with the table's columns.
+TABLE_OUTPUT = "samples.csv"
 ORDERS = {"identity": None, "reverse": "reverse", "random": "random"}
 #: Adam's learning rate for a model whose registration names none (``cli_defaults["lr"]``).
 DEFAULT_LR = 1e-3
@@ -98,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = sub.add_parser("fit", help="train a model, report test NLL, write checkpoint, metrics and plots")
     fit.add_argument("--model", choices=models, default="made", help="the conditioner (default: made)")
     fit.add_argument(
-        "--conditional", choices=head_names(), default="bernoulli", help="the per-variable head (default: bernoulli)"
+        "--conditional", choices=head_names(),
+        help="the per-variable head (default: mixed for a table, a CSV file with a header row of column names; "
+             "else bernoulli)",
     )
     fit.add_argument(
         "--data", default="digits", help=f"{sources} (by name; default digits), or a .npy/.npz/.csv/IDX file"
@@ -111,6 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--levels", type=positive_int, help="categorical levels K (default 4 for images, max+1 for files)"
     )
     fit.add_argument("--threshold", type=finite_float, help="binarize file data with x > T for binary heads")
+    fit.add_argument(
+        "--column-types", type=_column_types, metavar="NAME=KIND,...",
+        help=f"tables: override inferred column kinds ({', '.join(tables.KINDS)}), e.g. year=count,id=ignore",
+    )
+    fit.add_argument(
+        "--components", type=positive_int,
+        help=f"tables: mixture components of each real column (default {tables.DEFAULT_COMPONENTS})",
+    )
     fit.add_argument("--order", choices=sorted(ORDERS), default="identity", help="variable order (default identity)")
     fit.add_argument("--epochs", type=positive_int, default=200, help="maximum epochs (default 200)")
     fit.add_argument("--batch-size", type=positive_int, default=100, help="global minibatch size (default 100)")
@@ -138,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("-n", "--num-samples", type=positive_int, default=64, help="how many samples (default 64)")
     smp.add_argument(
         "--out", default="samples.png",
-        help="output .png (a grid), .npy (the values) or, for text data such as words, .txt (one sample a line)",
+        help="output .png (a grid), .npy (the values), for text data such as words .txt (one sample a line), "
+             "for a table .csv (synthetic rows with its columns and labels)",
     )
     smp.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     smp.add_argument("--temperature", type=positive_float, default=1.0, help="logit temperature (discrete heads)")
@@ -156,6 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _column_types(text: str) -> Dict[str, str]:
+    try:
+        return tables.parse_column_types(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 # ---- models --------------------------------------------------------------------------------------
 
 
@@ -163,8 +184,9 @@ def build_head(args: argparse.Namespace, data: DataSet):
     """The head that ``fit`` uses: ``--conditional`` with its flags, sized by the data."""
     entry = registry.head_entry(args.conditional)
     kwargs = head_kwargs(args)
-    if entry.data_option is not None:
-        kwargs[entry.data_option] = int(data.preprocessing["levels"])
+    if entry.data_option is not None:  # stored by the data's preparation under its own name, or as levels
+        prep = data.preprocessing
+        kwargs[entry.data_option] = prep[entry.data_option] if entry.data_option in prep else int(prep["levels"])
     return entry.cls(**kwargs)
 
 
@@ -203,7 +225,7 @@ def nll_report(nll: float, data: DataSet, prefix: str) -> Dict[str, Any]:
     the discrete bits/dim bound."""
     n = data.event_size
     out: Dict[str, Any] = {f"{prefix}_nll": nll, f"{prefix}_bits_per_dim": bits_per_dim(nll, n)}
-    if data.value_kind == "real":
+    if data.value_kind in ("real", "mixed"):
         raw = nll + data.log_scale
         out[f"{prefix}_nll_data_units"] = raw
         if data.preprocessing.get("dequantize"):
@@ -215,6 +237,8 @@ def nll_report(nll: float, data: DataSet, prefix: str) -> Dict[str, Any]:
 
 
 def _density_note(data: DataSet) -> str:
+    if data.value_kind == "mixed":
+        return tables.DENSITY_NOTE
     if data.alphabet is not None:
         return ("text: NLL = -log P(x) of each whole sequence (padding included), in nats per sequence; "
                 "*_bits_per_character divides it by ln 2 and by the mean number of symbols per sequence, "
@@ -252,7 +276,11 @@ def _seed_all(seed: int) -> None:
 
 def run_fit(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
+    if args.conditional is None:
+        args.conditional = "mixed" if is_table(args.data) else "bernoulli"
     head = registry.head_entry(args.conditional)
+    if (args.column_types is not None or args.components is not None) and head.cls.value_kind != "mixed":
+        raise UsageError("--column-types and --components apply to tables (--conditional mixed) only")
     if args.levels is not None and head.data_option is None:
         raise UsageError(f"--levels applies to heads with levels ({_heads_with_levels()}) only")
     if args.threshold is not None and head.cls.value_kind != "binary":
@@ -263,10 +291,10 @@ def run_fit(args: argparse.Namespace) -> int:
     # Checked (and, on the main process, locked and staged) before any work; other ranks
     # only check, since they write nothing.
     if int(os.environ.get("RANK", "0")) == 0:
-        run: Optional[RunDir] = prepare_run_dir(out, args.overwrite, (*OUTPUT_FILES, TEXT_OUTPUT))
+        run: Optional[RunDir] = prepare_run_dir(out, args.overwrite, (*OUTPUT_FILES, TEXT_OUTPUT, TABLE_OUTPUT))
     else:
         run = None
-        check_run_dir(out, args.overwrite, (*OUTPUT_FILES, TEXT_OUTPUT))
+        check_run_dir(out, args.overwrite, (*OUTPUT_FILES, TEXT_OUTPUT, TABLE_OUTPUT))
     try:
         return _load_and_fit(args, run, t0)
     finally:
@@ -277,7 +305,8 @@ def run_fit(args: argparse.Namespace) -> int:
 def _load_and_fit(args: argparse.Namespace, run: Optional[RunDir], t0: float) -> int:
     data = load_dataset(
         args.data, args.conditional, levels=args.levels, threshold=args.threshold, max_train=args.max_train,
-        context=None if args.context == "none" else args.context,
+        context=None if args.context == "none" else args.context, column_types=args.column_types,
+        components=args.components,
     )
     resolve_device(args.device)  # a bad --device fails here, before any process group
     info = setup_distributed(args.device)
@@ -332,6 +361,8 @@ def _fit(args: argparse.Namespace, data: DataSet, run: Optional[RunDir], info: D
         f"{sum(p.numel() for p in net.parameters())} parameters, device {info.device}, "
         f"{info.world_size} process(es)"
     )
+    for note in data.preprocessing.get("notes", ()):
+        say(f"note: {note}")
     history = train(
         net,
         data.train,
@@ -400,11 +431,13 @@ def _fit(args: argparse.Namespace, data: DataSet, run: Optional[RunDir], info: D
     save_sample_grid(values, run.staging / "samples.png", data.preprocessing, data.image_shape, columns=columns)
     if data.alphabet is not None:
         (run.staging / TEXT_OUTPUT).write_text("".join(word + "\n" for word in data.decode(samples)))
+    if data.value_kind == "mixed":
+        tables.TableSchema.from_preprocessing(data.preprocessing).write_csv(run.staging / TABLE_OUTPUT, samples)
     title = f"{args.model} / {args.conditional} on {Path(data.name).name}"
     save_learning_curve(history.to_dict(), run.staging / "learning_curve.png", title)
     metrics["total_seconds"] = time.perf_counter() - t0
     (run.staging / "metrics.json").write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
-    written = [name for name in (*OUTPUT_FILES, TEXT_OUTPUT) if (run.staging / name).exists()]
+    written = [name for name in (*OUTPUT_FILES, TEXT_OUTPUT, TABLE_OUTPUT) if (run.staging / name).exists()]
     run.commit()
     say(f"wrote {', '.join(written)} to {run.out}/ in {metrics['total_seconds']:.1f} s")
     return 0
@@ -448,21 +481,34 @@ def run_evaluate(args: argparse.Namespace) -> int:
         raise FloatingPointError(f"the {args.split} NLL is {nll}: the {args.split} split holds values the model cannot score")
     report = {"checkpoint": str(args.checkpoint), "data": data.name, "split": args.split, "num_examples": len(rows)}
     report.update(nll_report(nll, data, args.split))
+    if data.value_kind == "mixed":  # each column's share: the chain-rule factors, summing to the NLL
+        shares = tables.column_nll(net, rows, data.context(args.split), batch_size=args.batch_size)
+        names = tables.TableSchema.from_preprocessing(data.preprocessing).column_names
+        report["column_nll"] = None if shares is None else dict(zip(names, shares.tolist()))
     if args.json:
         print(json.dumps(report, allow_nan=False))
     else:
         print(_format_nll(f"{args.split}", report, args.split) + f" on {len(rows)} examples of {data.name}")
+        if report.get("column_nll"):
+            width = max(map(len, report["column_nll"]))
+            for name, value in report["column_nll"].items():
+                share = f"  ({value / nll:6.1%} of the NLL)" if nll > 0 else ""  # a density's NLL may be <= 0
+                print(f"  {name:<{width}}  {value:9.4f} nats{share}")
+        elif "column_nll" in report:
+            print("  (no per-column shares: the model is a mixture of orders, not a product over columns)")
     return 0
 
 
 def run_sample(args: argparse.Namespace) -> int:
-    if Path(args.out).suffix.lower() not in (".png", ".npy", ".txt"):
-        raise UsageError(f"--out must end in .png, .npy or .txt, got {args.out!r}")
+    if Path(args.out).suffix.lower() not in (".png", ".npy", ".txt", ".csv"):
+        raise UsageError(f"--out must end in .png, .npy, .txt or .csv, got {args.out!r}")
     out = check_output_file(args.out, args.overwrite)
     ckpt = load_checkpoint(args.checkpoint)
     alphabet = ckpt.extra.get("alphabet")
     if out.suffix.lower() == ".txt" and not alphabet:
         raise UsageError("--out .txt needs a model of text data (trained on a source with an alphabet, e.g. words)")
+    if out.suffix.lower() == ".csv" and "table" not in (ckpt.extra.get("preprocessing") or {}):
+        raise UsageError("--out .csv needs a model of a table (trained with --conditional mixed on a CSV table)")
     net = ckpt.model
     prep = ckpt.extra.get("preprocessing") or {"kind": net.conditional.registry_name,
                                                "value_kind": net.conditional.value_kind}
@@ -478,6 +524,9 @@ def run_sample(args: argparse.Namespace) -> int:
         write_file_atomically(out, lambda path: np.save(path, values), overwrite=args.overwrite)
     elif out.suffix.lower() == ".txt":
         text = "".join(word + "\n" for word in decode_text(samples, alphabet))
+        write_file_atomically(out, lambda path: Path(path).write_text(text), overwrite=args.overwrite)
+    elif out.suffix.lower() == ".csv":
+        text = tables.TableSchema.from_preprocessing(prep).csv_text(samples)
         write_file_atomically(out, lambda path: Path(path).write_text(text), overwrite=args.overwrite)
     else:
         write_file_atomically(

@@ -12,6 +12,9 @@ What the preparation does depends on the kind of value the head describes
 * ``"real"`` (e.g. ``"mog"``, the mixture of Gaussians): float, standardized with the training split's
   per-variable mean and std. Image sources (integer grey levels) are dequantized first
   (uniform noise in [0, 1)), so the discrete NLL can be bounded by the continuous one.
+* ``"count"`` (e.g. ``"count"``, Poisson): float non-negative integers, as they are.
+* ``"mixed"`` (``"mixed"``, one head per column): a table, a CSV file with a header row of
+  column names (or a table source such as ``"penguins"``); see :mod:`pyro_ar.program.tables`.
 
 Sources: ``"digits"`` (embedded, 8x8), ``"fashion-mnist"`` (the Debian package
 ``dataset-fashion-mnist``, IDX files), or a path to a ``.npy``, ``.npz``, ``.csv`` or IDX
@@ -50,11 +53,14 @@ __all__ = [
     "value_kind",
     "load_dataset",
     "load_source",
+    "is_table",
     "decode_text",
     "register_source",
     "source_names",
     "read_array_file",
     "read_csv",
+    "read_table_source",
+    "is_table_file",
     "read_idx",
     "write_idx",
     "load_fashion_mnist",
@@ -86,6 +92,10 @@ class RawSource:
     #: Text sources: the symbol of each categorical code (code k is alphabet[k]; the code whose
     #: symbol is "" ends a sequence and pads it). Its length is the default number of levels.
     alphabet: Optional[List[str]] = None
+    #: Table sources (:mod:`pyro_ar.program.tables`): the column names of the header; ``splits``
+    #: then hold each row's entries as text ``(N, n)``, and ``lines`` each row's line in the file.
+    columns: Optional[List[str]] = None
+    lines: Optional[Dict[str, np.ndarray]] = None
 
 
 def decode_text(rows: Tensor, alphabet: List[str]) -> List[str]:
@@ -238,6 +248,21 @@ def _is_number(text: str) -> bool:
     return True
 
 
+def _is_content(row: List[str]) -> bool:
+    """A CSV row that is neither blank nor a ``#`` comment."""
+    return bool(row) and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")
+
+
+def _csv_rows(path: Path) -> List[Tuple[int, List[str]]]:
+    """``(line number, entries)`` of a CSV file's rows, without blank lines and ``#`` comments."""
+    with open(path, newline="") as f:
+        try:
+            lines = list(enumerate(csv.reader(f), start=1))
+        except (csv.Error, UnicodeDecodeError) as err:
+            raise ValueError(f"cannot parse CSV file {str(path)!r}: {err}") from err
+    return [(i, r) for i, r in lines if _is_content(r)]
+
+
 def read_csv(path: "str | os.PathLike[str]") -> np.ndarray:
     """Read a comma-separated file of numbers, one example per row, into ``(N, n)`` float64.
 
@@ -248,12 +273,7 @@ def read_csv(path: "str | os.PathLike[str]") -> np.ndarray:
     path = _existing_file(path)
     rows: List[List[float]] = []
     width = None
-    with open(path, newline="") as f:
-        try:
-            lines = list(enumerate(csv.reader(f), start=1))
-        except (csv.Error, UnicodeDecodeError) as err:
-            raise ValueError(f"cannot parse CSV file {str(path)!r}: {err}") from err
-    lines = [(i, r) for i, r in lines if r and any(c.strip() for c in r) and not r[0].lstrip().startswith("#")]
+    lines = _csv_rows(path)
     if lines and not all(_is_number(c) for c in lines[0][1]) and not any(_is_number(c) for c in lines[0][1]):
         lines = lines[1:]  # a header row
     for lineno, row in lines:
@@ -274,6 +294,62 @@ def read_csv(path: "str | os.PathLike[str]") -> np.ndarray:
     if not rows:
         raise ValueError(f"CSV file {str(path)!r} holds no data rows")
     return np.asarray(rows, dtype=np.float64)
+
+
+
+
+def is_table_file(path: "str | os.PathLike[str]") -> bool:
+    """Whether ``path`` is a ``.csv``/``.txt`` file whose first row names its columns (no
+    entry of it is a number): a table. Blank lines and ``#`` comments are skipped."""
+    p = Path(path)
+    if not p.is_file() or not p.name.lower().endswith((".csv", ".txt")):
+        return False
+    try:
+        with open(p, newline="") as f:
+            for row in csv.reader(f):
+                if _is_content(row):
+                    return not any(_is_number(c) for c in row)
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return False
+    return False
+
+
+def read_table_source(path: "str | os.PathLike[str]", name: Optional[str] = None) -> RawSource:
+    """A CSV table (a header row of column names, then rows of entries) as a :class:`RawSource`
+    with ``columns``, each split's rows as text cells and their ``lines``.
+
+    The rows are split 80/10/10 with the seed every file source uses; nothing is inferred
+    (see :mod:`pyro_ar.program.tables`). ``ValueError`` for a missing or empty file, no
+    header, empty or duplicate column names, ragged rows, fewer than 3 data rows.
+    """
+    path = _existing_file(path)
+    shown = name or str(path)
+    rows = [(line, [c.strip() for c in row]) for line, row in _csv_rows(path)]
+    if not rows:
+        raise ValueError(f"table {shown!r} is empty (a table needs a header row of column names, then data rows)")
+    header_line, header = rows[0]
+    if any(_is_number(c) for c in header):
+        raise ValueError(f"table {shown!r} has no header row: line {header_line} holds numbers "
+                         f"({', '.join(header[:4])}); a table's first row names its columns")
+    for j, c in enumerate(header):
+        if not c:
+            raise ValueError(f"table {shown!r}: column {j + 1} of the header (line {header_line}) has no name")
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise ValueError(f"table {shown!r}: the header names columns {dupes} more than once")
+    data = rows[1:]
+    for line, row in data:
+        if len(row) != len(header):
+            raise ValueError(f"table {shown!r} line {line} has {len(row)} entries, expected {len(header)} "
+                             f"like the header ({', '.join(header)})")
+    if len(data) < 3:
+        raise ValueError(f"table {shown!r} has {len(data)} data row(s); at least 3 are needed to split it "
+                         "into train/valid/test")
+    cells = np.array([row for _, row in data], dtype=object)
+    lines = np.array([line for line, _ in data])
+    index = _split_rows(np.arange(len(data)))
+    return RawSource(shown, {k: cells[v] for k, v in index.items()}, columns=list(header),
+                     lines={k: lines[v] for k, v in index.items()})
 
 
 def _numeric(array: Any, what: str) -> np.ndarray:
@@ -447,27 +523,44 @@ def load_fashion_mnist_labels(root: "str | os.PathLike[str] | None" = None) -> O
 #: ``{name: loader}``: the sources ``--data`` accepts by name (anything else is a file path).
 _SOURCES: Dict[str, Callable[[], RawSource]] = {}
 _ALIASES: Dict[str, str] = {}
+_TABLES: set = set()  # the sources that are tables (named columns of mixed kinds)
 
 
-def register_source(name: str, loader: Callable[[], RawSource], *, aliases: Sequence[str] = ()) -> None:
+def register_source(name: str, loader: Callable[[], RawSource], *, aliases: Sequence[str] = (),
+                    table: bool = False) -> None:
     """Make ``loader`` (no arguments, returns a :class:`RawSource`) the data set ``name``.
 
     A new data set is one module of :mod:`pyro_ar.program.sources` that ends with this call;
-    ``load_dataset``, ``pyro-ar fit --data NAME`` and its help pick it up.
+    ``load_dataset``, ``pyro-ar fit --data NAME`` and its help pick it up. ``table``: the
+    loader returns a table (:func:`pyro_ar.program.tables.read_table_source`), modelled with
+    the ``mixed`` head by default.
     """
     if name in _SOURCES or name in _ALIASES:
         raise ValueError(f"a data source named {name!r} is already registered")
     _SOURCES[name] = loader
     _ALIASES.update({alias: name for alias in aliases})
+    if table:
+        _TABLES.add(name)
+
+
+def is_table(source: str) -> bool:
+    """Whether ``source`` is a table: a table source, or a CSV file with a header row of names."""
+    _import_sources()
+    name = _ALIASES.get(source, source)
+    if name in _SOURCES:
+        return name in _TABLES
+    return is_table_file(source)
 
 
 def _import_sources() -> None:
-    # The modules of pyro_ar.program.sources register themselves when imported; imported on
-    # first use, since they import this module.
+    # The modules of pyro_ar.program.sources register themselves when imported, and so does
+    # pyro_ar.program.tables (the preparation of tables, PREPARE["mixed"]); imported on first
+    # use, since they import this module.
     import pyro_ar.program.sources as package
 
     for module in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{module.name}")
+    importlib.import_module("pyro_ar.program.tables")
 
 
 def source_names() -> List[str]:
@@ -476,12 +569,15 @@ def source_names() -> List[str]:
     return list(_SOURCES)
 
 
-def load_source(source: str) -> RawSource:
-    """Raw splits of a registered source (``"digits"``, ``"fashion-mnist"``, ...) or a data file path."""
+def load_source(source: str, table: bool = False) -> RawSource:
+    """Raw splits of a registered source (``"digits"``, ``"fashion-mnist"``, ...) or a data file
+    path; with ``table``, a file is read as a table (a CSV with a header row of names)."""
     _import_sources()
     name = _ALIASES.get(source, source)
     if name in _SOURCES:
         return _SOURCES[name]()
+    if table:
+        return read_table_source(source)
     return _file_source(source)
 
 
@@ -634,8 +730,21 @@ def value_kind(conditional: str) -> str:
         raise ValueError(f"conditional must be one of {head_names()}, got {conditional!r}") from None
 
 
-#: How data are prepared for each kind of value.
-PREPARE = {"binary": _binary, "categorical": _categorical, "real": _continuous}
+def _count(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
+    for key, arr in raw.splits.items():
+        bad = (arr != np.round(arr)) | (arr < 0)
+        if bad.any():
+            r, c = _first_bad(bad)
+            raise ValueError(
+                f"{raw.name}: values do not fit the count conditional: found {arr[r, c]:g} at row {r}, "
+                f"column {c} of the {key} split; count data must be non-negative integers"
+            )
+    return {k: torch.from_numpy(v.astype(np.float32)) for k, v in raw.splits.items()}
+
+
+#: How data are prepared for each kind of value. Tables (``"mixed"``) add theirs,
+#: :func:`pyro_ar.program.tables.prepare`, when that module is imported (with the sources).
+PREPARE = {"binary": _binary, "categorical": _categorical, "real": _continuous, "count": _count}
 
 
 def _one_hot_labels(raw: RawSource, num_classes: Optional[int]) -> Tuple[Dict[str, Tensor], int]:
@@ -664,6 +773,8 @@ def load_dataset(
     max_train: Optional[int] = None,
     context: Optional[str] = None,
     num_classes: Optional[int] = None,
+    column_types: Optional[Dict[str, str]] = None,
+    components: Optional[int] = None,
 ) -> DataSet:
     """Load ``source`` and prepare it for the head ``conditional``; see the module docstring.
 
@@ -678,6 +789,8 @@ def load_dataset(
         max_train: keep only the first ``max_train`` training rows (quick runs).
         context: ``None``, or ``"labels"`` for one-hot class labels as each row's context.
         num_classes: the number of classes of a labels context (default: the largest label + 1).
+        column_types, components: tables (``conditional="mixed"``): kinds overriding the
+            inferred ones, and mixture components per real column (see :mod:`.tables`).
 
     Returns:
         a :class:`DataSet` with ``(N, n)`` tensors: float 0/1, long, or standardized float.
@@ -691,11 +804,16 @@ def load_dataset(
         raise ValueError(f"stored preprocessing must be a dict, got {type(preprocessing).__name__}")
     prep: Dict[str, Any] = dict(preprocessing or {})
     if preprocessing is None:
-        prep.update(levels=levels, threshold=threshold)
+        prep.update(levels=levels, threshold=threshold, column_types=column_types, components=components)
     elif prep.get("kind") not in (None, conditional):
         raise ValueError(f"stored preprocessing is for {prep.get('kind')!r} data, not {conditional!r}")
     prep["kind"] = conditional
-    raw = load_source(source)
+    raw = load_source(source, table=kind == "mixed")  # imports the sources and tables, which add to PREPARE
+    if (raw.columns is not None) != (kind == "mixed"):
+        raise ValueError(f"{raw.name} is a table of named columns: model it with the mixed head (conditional "
+                         "'mixed', the default for tables)" if raw.columns is not None else
+                         f"the mixed head needs a table (a CSV file with a header row of column names, or a "
+                         f"table source such as penguins); {raw.name} is not one")
     if max_train is not None:
         raw.splits["train"] = raw.splits["train"][:max_train]
         if raw.labels is not None:
@@ -704,6 +822,8 @@ def load_dataset(
     prep = {k: v for k, v in prep.items() if v is not None}
     prep["value_kind"] = kind
     log_scale = float(torch.tensor(prep["std"]).log().sum()) if kind == "real" else 0.0
+    if kind == "mixed":  # the real columns' sum of log std
+        log_scale = float(sum(math.log(c["std"]) for c in prep["table"]["columns"] if c["kind"] == "real"))
     contexts = None
     if context == "labels":
         contexts, num_classes = _one_hot_labels(raw, num_classes)
