@@ -170,11 +170,16 @@ class DataSet:
 
     def split(self, name: str) -> Tensor:
         """One split by name, or ``"all"`` (train, valid and test concatenated)."""
-        if name == "all":
-            return torch.cat([self.train, self.valid, self.test])
-        if name not in SPLIT_NAMES:
-            raise ValueError(f"split must be one of {list(SPLIT_NAMES) + ['all']}, got {name!r}")
-        return getattr(self, name)
+        return split_by_name(self, name)
+
+
+def split_by_name(data: Any, name: str) -> Tensor:
+    """``data.train``, ``data.valid`` or ``data.test`` by name, or ``"all"`` (the three concatenated)."""
+    if name == "all":
+        return torch.cat([data.train, data.valid, data.test])
+    if name not in SPLIT_NAMES:
+        raise ValueError(f"split must be one of {list(SPLIT_NAMES) + ['all']}, got {name!r}")
+    return getattr(data, name)
 
 
 # ---- file readers ----------------------------------------------------------------------------
@@ -657,14 +662,7 @@ def _categorical(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
             raise ValueError(f"levels must be an int >= 2, got {levels!r}")
         prep.update(levels=levels, max_level=raw.max_level)
         return {k: quantize(torch.from_numpy(v), levels, raw.max_level) for k, v in raw.splits.items()}
-    for key, arr in raw.splits.items():
-        bad = (arr != np.round(arr)) | (arr < 0)
-        if bad.any():
-            r, c = _first_bad(bad)
-            raise ValueError(
-                f"{raw.name}: values do not fit the categorical conditional: found {arr[r, c]:g} at row {r}, "
-                f"column {c} of the {key} split; categorical data must be integers 0..K-1"
-            )
+    _check_non_negative_integers(raw, "categorical", "integers 0..K-1")
     top = int(max(arr.max() for arr in raw.splits.values()))
     if levels is None:
         levels = max(top + 1, 2) if raw.alphabet is None else len(raw.alphabet)
@@ -730,15 +728,20 @@ def value_kind(conditional: str) -> str:
         raise ValueError(f"conditional must be one of {head_names()}, got {conditional!r}") from None
 
 
-def _count(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
+def _check_non_negative_integers(raw: RawSource, kind: str, expected: str) -> None:
+    """``ValueError`` naming the first entry of any split that is not a non-negative integer."""
     for key, arr in raw.splits.items():
         bad = (arr != np.round(arr)) | (arr < 0)
         if bad.any():
             r, c = _first_bad(bad)
             raise ValueError(
-                f"{raw.name}: values do not fit the count conditional: found {arr[r, c]:g} at row {r}, "
-                f"column {c} of the {key} split; count data must be non-negative integers"
+                f"{raw.name}: values do not fit the {kind} conditional: found {arr[r, c]:g} at row {r}, "
+                f"column {c} of the {key} split; {kind} data must be {expected}"
             )
+
+
+def _count(raw: RawSource, prep: Dict[str, Any]) -> Dict[str, Tensor]:
+    _check_non_negative_integers(raw, "count", "non-negative integers")
     return {k: torch.from_numpy(v.astype(np.float32)) for k, v in raw.splits.items()}
 
 

@@ -560,11 +560,7 @@ class Table:
 
     def split(self, name: str) -> Tensor:
         """``"train"``, ``"valid"``, ``"test"`` or ``"all"``."""
-        if name == "all":
-            return torch.cat([self.train, self.valid, self.test])
-        if name not in SPLIT_NAMES:
-            raise ValueError(f"split must be one of {list(SPLIT_NAMES) + ['all']}, got {name!r}")
-        return getattr(self, name)
+        return data_files.split_by_name(self, name)
 
     def index(self, name: str) -> int:
         return self.schema.index(name)
