@@ -1,23 +1,34 @@
 """Test negative log-likelihood of pyro_ar models (nats per example, and bits per dimension).
 
-Three groups, each trained with the one training loop of ``pyro-ar fit``
+Four groups, each trained with the one training loop of ``pyro-ar fit``
 (:func:`pyro_ar.program.training.train`: Adam, minibatches of 100, the validation NLL after
 every epoch, early stopping with the best epoch's parameters restored; nflows' models go
 through the same loop, wrapped by :class:`peers.PeerDensity`):
 
 1. digits: the embedded 8x8 digits, binarized (Bernoulli heads) and quantized to 4 grey
    levels (Categorical heads): FVSBN, NADE, MADE with 1 and 2 hidden layers and 1 and 8
-   masks. Ensembles train one random mask per step and are scored as their exact mixture.
+   masks, RNN, Transformer. Ensembles train one random mask per step and are scored as their
+   exact mixture.
 2. fashion: binarized Fashion-MNIST (784 dims; Debian package ``dataset-fashion-mnist``):
-   FVSBN, NADE (500 hidden units), MADE (500 hidden units, 1 mask), on a fixed epoch budget.
-3. continuous: mixture-of-Gaussians AR models on real-valued tables (scikit-learn's
-   breast cancer, 30 columns; the dequantized digits, 64 columns) against nflows'
+   FVSBN, NADE (500 hidden units), MADE (500 hidden units, 1 mask), RNN, Transformer, on a
+   fixed epoch budget.
+3. words: the packaged English words (13 categorical codes: a-z and the end symbol) with
+   NADE, MADE, RNN (GRU) and Transformer of about 0.1 M parameters each; NLL per word and bits
+   per character (letters and end symbol), as ``pyro-ar fit --data words`` reports them.
+4. continuous: mixture-of-Gaussians AR models on real-valued tables (scikit-learn's
+   breast cancer, 30 columns; the dequantized digits, 64 columns; scikit-learn's wine,
+   13 columns, dequantized over each column's rounding unit) against nflows'
    ``MixtureOfGaussiansMADE`` with the same widths, data, split, seed, optimizer and epoch
    budget, in the same run (needs nflows: ``bash benchmarks/nflows_env.sh``). Pairs of
    the same function class: our linear FVSBN-MoG and nflows with ``num_blocks=0`` (which
    has no activation), our MADE with 1 / 2 ReLU layers and nflows' feedforward MADE with
    1 / 2 blocks (each a ReLU layer after its first, linear, layer); nflows' residual
-   default is listed as shipped.
+   default is listed as shipped, beside our residual MADE of the same weight shapes and our
+   model chosen by validation NLL (``TUNED``).
+
+The digits and Fashion-MNIST groups also train ``pyro_ar.RNN`` (GRU) and ``pyro_ar.Transformer``
+at their defaults; on Fashion-MNIST they get fewer epochs (flags), since one epoch costs about
+8 and 27 minutes on one CPU thread.
 
 Usage (from the repository root)::
 
@@ -25,8 +36,9 @@ Usage (from the repository root)::
     python benchmarks/likelihood.py --groups digits,fashion              # no nflows needed
     python benchmarks/likelihood.py --quick                              # a 1-2 minute smoke run
 
-The default budget was chosen to finish in about 25 minutes on 2 CPU cores; the slowest
-part is NADE on Fashion-MNIST (its log_prob costs B x n x d sigmoids, 784 x 500 per image).
+Without the sequence models the default budget took about 25 minutes on 2 CPU cores; the
+RNN and the Transformer on Fashion-MNIST add about 25 + 27 minutes on one thread (their log_prob
+runs 784 recurrent steps, or attention over 784 positions, per image), NADE there about 10.
 Prints markdown tables and writes ``results/likelihood.json`` with machine, date and command.
 """
 
@@ -93,6 +105,9 @@ def digits_models(kind: str) -> Dict[str, Callable[[], pyro_ar.AutoregressiveMod
         "MADE 1x256, 8 masks": lambda: pyro_ar.MADE(n, [256], conditional=head(), num_masks=8),
         "MADE 2x256, 1 mask": lambda: pyro_ar.MADE(n, [256, 256], conditional=head()),
         "MADE 2x256, 8 masks": lambda: pyro_ar.MADE(n, [256, 256], conditional=head(), num_masks=8),
+        # The sequence conditioners at their defaults (parameters close to NADE's and the 1-layer MADE's).
+        "RNN (GRU, H=128)": lambda: pyro_ar.RNN(n, 128, cell="gru", conditional=head()),
+        "Transformer (D=64, 4 heads, 2 layers)": lambda: pyro_ar.Transformer(n, d_model=64, conditional=head()),
     }
 
 
@@ -114,6 +129,11 @@ def run_fashion(args, rows: List[Dict[str, Any]]) -> None:
         "FVSBN": (lambda: pyro_ar.FVSBN(n), args.fashion_epochs),
         "NADE (d=500)": (lambda: pyro_ar.NADE(n, 500), args.fashion_nade_epochs),
         "MADE 1x500, 1 mask": (lambda: pyro_ar.MADE(n, [500]), args.fashion_epochs),
+        # Their log_prob costs 784 recurrent steps / attention over 784 positions per row:
+        # an epoch takes about 8 (RNN) and 27 (Transformer) minutes on one CPU thread.
+        "RNN (GRU, H=128)": (lambda: pyro_ar.RNN(n, 128, cell="gru"), args.fashion_rnn_epochs),
+        "Transformer (D=64, 4 heads, 2 layers)": (lambda: pyro_ar.Transformer(n, d_model=64),
+                                                  args.fashion_transformer_epochs),
     }
     for name, (make, epochs) in models.items():
         torch.manual_seed(args.seed)
@@ -123,14 +143,57 @@ def run_fashion(args, rows: List[Dict[str, Any]]) -> None:
         report(rows[-1])
 
 
+def words_models(n: int, k: int) -> Dict[str, Callable[[], pyro_ar.AutoregressiveModel]]:
+    """The character models of the words group, sized to about 0.1 M parameters each."""
+    head = lambda: Categorical(k)  # noqa: E731
+    return {
+        "NADE (d=128)": lambda: pyro_ar.NADE(n, 128, conditional=head()),
+        "MADE 1x128, 1 mask": lambda: pyro_ar.MADE(n, [128], conditional=head()),
+        "RNN (GRU, H=128)": lambda: pyro_ar.RNN(n, 128, cell="gru", conditional=head()),
+        "Transformer (D=64, 4 heads, 2 layers)": lambda: pyro_ar.Transformer(n, d_model=64, conditional=head()),
+    }
+
+
+def run_words(args, rows: List[Dict[str, Any]]) -> None:
+    """The packaged words (``pyro-ar fit --data words``): NLL per word and bits per character.
+
+    Bits per character divide the NLL by ln 2 and by the mean number of symbols per word up to
+    and including its end symbol (the padding after it is certain once the end is drawn), as
+    the CLI reports them.
+    """
+    from pyro_ar.program.data_files import load_dataset
+
+    words = load_dataset("words", "categorical", max_train=args.words_max_train)
+    data = {"train": words.train, "valid": words.valid, "test": words.test}
+    symbols = {s: float(words.symbols_per_row(data[s]).double().mean()) for s in ("valid", "test")}
+    for name, make in words_models(words.event_size, len(words.alphabet)).items():
+        torch.manual_seed(args.seed)
+        net = make()
+        res = fit(net, data, args.words_epochs, args.lr, args.batch_size, args.patience, args.seed)
+        r = row("words (13 codes of 27)", f"pyro_ar {name}", net, data, res, args.words_epochs)
+        r["symbols_per_word"] = symbols
+        for split in ("valid", "test"):
+            r[f"{split}_bits_per_character"] = r[f"{split}_nll"] / (math.log(2) * symbols[split])
+        with torch.no_grad():
+            r["samples"] = words.decode(net().sample((8,)))
+        rows.append(r)
+        report(r)
+        print(f"    {r['test_bits_per_character']:.4f} bits per character; samples: {' '.join(r['samples'])}", flush=True)
+
+
 def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
     try:
         from nflows.nn.nde import MixtureOfGaussiansMADE
     except ImportError:
         MixtureOfGaussiansMADE = None
     k, h = args.components, args.continuous_hidden
-    tables = {"breast cancer (sklearn), 30 cols": bench_data.breast_cancer(args.seed),
-              "digits dequantized, 64 cols": bench_data.digits_continuous()}
+    loaders = {"breast_cancer": ("breast cancer (sklearn), 30 cols", lambda: bench_data.breast_cancer(args.seed)),
+               "digits": ("digits dequantized, 64 cols", bench_data.digits_continuous),
+               "wine": ("wine (sklearn) dequantized, 13 cols", lambda: bench_data.wine(args.seed))}
+    chosen = [t.strip() for t in args.tables.split(",") if t.strip()]
+    if set(chosen) - set(loaders):
+        raise SystemExit(f"unknown tables {sorted(set(chosen) - set(loaders))}: choose from {', '.join(loaders)}")
+    tables = {loaders[t][0]: loaders[t][1]() for t in chosen}
     for label, data in tables.items():
         n = data["train"].shape[1]
         mog = lambda floor=1e-2: MixtureOfGaussians(k, min_scale=floor)  # noqa: E731  (1e-2: the default)
@@ -142,10 +205,26 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
             f"pyro_ar MoG-MADE 1x{h} linear, K={k}": lambda: pyro_ar.MADE(n, [h], conditional=mog(), activation="linear"),
             # The default before 2026-11-23, kept for comparison.
             f"pyro_ar MoG-MADE 1x{h} ReLU, K={k}, min_scale=1e-3": lambda: pyro_ar.MADE(n, [h], conditional=mog(1e-3)),
+            # The weight shapes (and parameter count) of nflows' default below.
+            f"pyro_ar MoG-MADE 1x{h} ReLU, 2 residual blocks, K={k}": lambda: pyro_ar.MADE(
+                n, [h], residual_blocks=2, conditional=mog()),
         }
+        for hidden, blocks, activation, comps, floor, masks in TUNED:  # the search's finalists
+            name = f"pyro_ar MoG-MADE 1x{hidden} {activation.upper()}, {blocks} residual blocks, K={comps}"
+            name += ("" if floor == 1e-2 else f", min_scale={floor:g}") + ("" if masks == 1 else f", {masks} masks")
+            ours_models[name] = (
+                lambda hidden=hidden, blocks=blocks, activation=activation, comps=comps, floor=floor, masks=masks:
+                pyro_ar.MADE(n, [hidden], residual_blocks=blocks, activation=activation, num_masks=masks,
+                             conditional=MixtureOfGaussians(comps, min_scale=floor)))
+        ours = []
         for name, make in ours_models.items():
-            rows.append(fit_seeds(label, name, make, data, args))
-            report(rows[-1])
+            ours.append(fit_seeds(label, name, make, data, args))
+            report(ours[-1])
+        # "Our best" on this table: the lowest mean validation NLL (never the test NLL).
+        best = min(ours, key=lambda r: r["valid_nll"])
+        best["selected_by_validation"] = True
+        print(f"  selected by validation NLL: {best['model']}", flush=True)
+        rows.extend(ours)
         if MixtureOfGaussiansMADE is None:
             continue
         # nflows 0.14's nn/nde MADE applies no activation after its first masked layer, so
@@ -167,6 +246,15 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
     if MixtureOfGaussiansMADE is None:
         return "nflows not importable: run `bash benchmarks/nflows_env.sh` and use benchmarks/.venv-nflows/bin/python"
     return None
+
+
+#: Residual MADEs (hidden width, residual blocks, activation, K, min_scale, masks) with the best mean validation
+#: NLL over 3 seeds on the breast-cancer or the digits table in the search of
+#: benchmarks/continuous_search.py (results/continuous_search.json); every table trains all of them,
+#: and the row with the lowest validation NLL of the table is marked as our best there.
+TUNED = [(128, 2, "elu", 5, 1e-2, 1), (128, 2, "elu", 3, 1e-2, 1), (128, 3, "elu", 5, 1e-2, 1),
+         (128, 3, "elu", 3, 1e-2, 1), (128, 2, "elu", 5, 3e-2, 1), (128, 2, "relu", 5, 1e-2, 4),
+         (128, 2, "elu", 5, 1e-2, 4)]
 
 
 def fit_seeds(label: str, name: str, make: Callable[[], nn.Module], data, args) -> Dict[str, Any]:
@@ -210,13 +298,19 @@ def report(r: Dict[str, Any]) -> None:
 
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--groups", default="digits,fashion,continuous", help="comma-separated subset")
+    parser.add_argument("--groups", default="digits,fashion,words,continuous", help="comma-separated subset")
     parser.add_argument("--digits-epochs", type=int, default=300)
     parser.add_argument("--fashion-epochs", type=int, default=10, help="FVSBN and MADE on Fashion-MNIST")
     parser.add_argument("--fashion-nade-epochs", type=int, default=3, help="NADE on Fashion-MNIST (the slow one)")
+    parser.add_argument("--fashion-rnn-epochs", type=int, default=3, help="the GRU on Fashion-MNIST (~8 min an epoch)")
+    parser.add_argument("--fashion-transformer-epochs", type=int, default=1,
+                        help="the Transformer on Fashion-MNIST (~27 min an epoch on one CPU thread)")
     parser.add_argument("--fashion-max-train", type=int, default=None, help="use only the first N rows of each split")
+    parser.add_argument("--words-epochs", type=int, default=10)
+    parser.add_argument("--words-max-train", type=int, default=None, help="use only the first N training words")
     parser.add_argument("--continuous-epochs", type=int, default=300)
     parser.add_argument("--continuous-hidden", type=int, default=128)
+    parser.add_argument("--tables", default="breast_cancer,digits,wine", help="the continuous group's tables")
     parser.add_argument("--continuous-seeds", type=int, default=3, help="seeds per continuous model (mean reported)")
     parser.add_argument("--components", type=int, default=5, help="mixture components K")
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -231,11 +325,13 @@ def main(argv: Optional[List[str]] = None) -> None:
         torch.set_num_threads(args.threads)
     if args.quick:
         args.digits_epochs, args.fashion_epochs, args.fashion_nade_epochs = 5, 1, 1
+        args.fashion_rnn_epochs = args.fashion_transformer_epochs = 1
+        args.words_epochs, args.words_max_train = 1, 2000
         args.fashion_max_train, args.continuous_epochs, args.continuous_seeds = 2000, 5, 2
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-    unknown = set(groups) - {"digits", "fashion", "continuous"}
+    unknown = set(groups) - {"digits", "fashion", "words", "continuous"}
     if unknown:
-        raise SystemExit(f"unknown groups {sorted(unknown)}: choose from digits, fashion, continuous")
+        raise SystemExit(f"unknown groups {sorted(unknown)}: choose from digits, fashion, words, continuous")
     started = time.perf_counter()
     info = machine_info("cpu")
     print(f"# pyro_ar likelihood benchmarks ({', '.join(groups)})")
@@ -247,6 +343,8 @@ def main(argv: Optional[List[str]] = None) -> None:
         run_digits(args, rows)
     if "fashion" in groups:
         run_fashion(args, rows)
+    if "words" in groups:
+        run_words(args, rows)
     if "continuous" in groups:
         note = run_continuous(args, rows)
         if note:
@@ -254,8 +352,18 @@ def main(argv: Optional[List[str]] = None) -> None:
     print()
     print(markdown_table(
         ["data", "model", "params", "test NLL (nats)", "bits/dim", "valid NLL", "best/run epochs (seed 0)", "train s"],
-        [[r["dataset"], r["model"], r["params"], nll_text(r), r["test_bits_per_dim"], r["valid_nll"],
+        [[r["dataset"], r["model"] + (" (selected by validation)" if r.get("selected_by_validation") else ""),
+          r["params"], nll_text(r), r["test_bits_per_dim"], r["valid_nll"],
           f"{r['best_epoch']}/{r['epochs_run']}", r["train_seconds"]] for r in rows]))
+    text = [r for r in rows if "test_bits_per_character" in r]
+    if text:
+        print()
+        print(markdown_table(
+            ["data", "model", "params", "test NLL (nats/word)", "bits/char", "valid bits/char", "best/run epochs",
+             "train s", "samples"],
+            [[r["dataset"], r["model"], r["params"], r["test_nll"], r["test_bits_per_character"],
+              r["valid_bits_per_character"], f"{r['best_epoch']}/{r['epochs_run']}", r["train_seconds"],
+              " ".join(r["samples"])] for r in text]))
     for note in notes:
         print(f"\n{note}")
     info["load_average_at_end"] = machine_info("cpu").get("load_average_1_5_15min")

@@ -47,12 +47,31 @@ def test_likelihood_quick_run(tmp_path):
     proc = run_script("likelihood.py", "--quick", "--groups", "digits", "--out", str(out))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads(out.read_text())["rows"]
-    assert len(rows) == 12  # 6 models x (binary, 4 grey levels)
+    assert len(rows) == 16  # 8 models (FVSBN, NADE, 4 MADEs, RNN, Transformer) x (binary, 4 grey levels)
     for row in rows:
         assert math.isfinite(row["test_nll"]) and row["test_nll"] > 0
         assert row["test_bits_per_dim"] == pytest.approx(row["test_nll"] / (64 * math.log(2)))
         assert 1 <= row["best_epoch"] <= row["epochs_run"] <= 5
     assert "| digits 8x8, binarized |" in proc.stdout
+    assert {"pyro_ar RNN (GRU, H=128)", "pyro_ar Transformer (D=64, 4 heads, 2 layers)"} <= {r["model"] for r in rows}
+
+
+def test_likelihood_words_quick_run(tmp_path):
+    out = tmp_path / "likelihood_words.json"
+    proc = run_script("likelihood.py", "--quick", "--groups", "words", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["model"].split(" (")[0].split(" 1x")[0] for r in rows] == [
+        "pyro_ar NADE", "pyro_ar MADE", "pyro_ar RNN", "pyro_ar Transformer"]
+    for row in rows:
+        assert row["dims"] == 13 and row["train_rows"] == 2000 and row["epochs_run"] == 1
+        # 27 codes: a model no better than uniform would score 13 ln 27 = 42.8 nats per word
+        assert 0 < row["test_nll"] < 13 * math.log(27) + 5
+        symbols = row["symbols_per_word"]["test"]
+        assert 2 <= symbols <= 13  # letters up to and including the end symbol
+        assert row["test_bits_per_character"] == pytest.approx(row["test_nll"] / (math.log(2) * symbols))
+        assert len(row["samples"]) == 8 and all(set(w) <= set("abcdefghijklmnopqrstuvwxyz") for w in row["samples"])
+    assert "| words (13 codes of 27) |" in proc.stdout and "bits/char" in proc.stdout
 
 
 def test_ensemble_digits_quick_run(tmp_path):
