@@ -111,10 +111,18 @@ def digits_models(kind: str) -> Dict[str, Callable[[], pyro_ar.AutoregressiveMod
     }
 
 
+def chosen(args, name: str) -> bool:
+    """Whether ``--models`` (comma-separated name prefixes; empty: all) selects model ``name``."""
+    prefixes = [p.strip() for p in (args.models or "").split(",") if p.strip()]
+    return not prefixes or any(name.startswith(p) for p in prefixes)
+
+
 def run_digits(args, rows: List[Dict[str, Any]]) -> None:
     for kind, label in (("bernoulli", "digits 8x8, binarized"), ("categorical", "digits 8x8, 4 grey levels")):
         data = bench_data.digits(kind)
         for name, make in digits_models(kind).items():
+            if not chosen(args, name):
+                continue
             torch.manual_seed(args.seed)
             net = make()
             res = fit(net, data, args.digits_epochs, args.lr, args.batch_size, args.patience, args.seed)
@@ -136,6 +144,8 @@ def run_fashion(args, rows: List[Dict[str, Any]]) -> None:
                                                   args.fashion_transformer_epochs),
     }
     for name, (make, epochs) in models.items():
+        if not chosen(args, name):
+            continue
         torch.manual_seed(args.seed)
         net = make()
         res = fit(net, data, epochs, args.lr, args.batch_size, args.patience, args.seed)
@@ -299,6 +309,9 @@ def report(r: Dict[str, Any]) -> None:
 def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--groups", default="digits,fashion,words,continuous", help="comma-separated subset")
+    parser.add_argument("--models", default=None,
+                        help="digits and fashion groups: only models whose names start with one of these "
+                             "comma-separated prefixes (e.g. RNN,Transformer)")
     parser.add_argument("--digits-epochs", type=int, default=300)
     parser.add_argument("--fashion-epochs", type=int, default=10, help="FVSBN and MADE on Fashion-MNIST")
     parser.add_argument("--fashion-nade-epochs", type=int, default=3, help="NADE on Fashion-MNIST (the slow one)")
