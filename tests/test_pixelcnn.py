@@ -26,11 +26,11 @@ F64 = torch.float64
 
 
 def build(shape, head=None, gated=True, context_size=None, channels=6, num_layers=3, kernel_size=3, seed=0,
-          spread=0.3):
+          spread=0.3, **options):
     """A float64 PixelCNN with its weights perturbed (biases non-zero, dependencies visible)."""
     torch.manual_seed(seed)
     net = pyro_ar.PixelCNN(shape, channels=channels, num_layers=num_layers, kernel_size=kernel_size, gated=gated,
-                           conditional=head or Bernoulli(), context_size=context_size).double()
+                           conditional=head or Bernoulli(), context_size=context_size, **options).double()
     with torch.no_grad():
         for p in net.parameters():
             p.add_(spread * torch.randn_like(p))
@@ -164,6 +164,38 @@ def test_cached_sampler_equals_naive_sampler(shape, head, gated):
         torch.testing.assert_close(x, expected, atol=1e-10, rtol=0)
 
 
+@pytest.mark.parametrize("gated", [True, False], ids=["gated", "plain"])
+def test_dropout_acts_in_training_only(gated):
+    net = build((3, 2, 3), Categorical(3), gated=gated, context_size=2, dropout=0.5)
+    cond, head = net.conditioner, net.conditional
+    context = torch.randn(2, dtype=F64)
+    x = head.encode(torch.randint(3, (4, 18)), F64)
+    net.train()
+    assert not torch.equal(cond(x, context), cond(x, context))
+    # Dropout multiplies features elementwise: under any one dropout mask the AR property holds.
+    net.conditioner.activation = torch.nn.Softplus()
+    torch.manual_seed(5)
+    dep = dependence(net, context, points=2)
+    assert torch.all(dep[~before(cond.order)] == 0) and dep.sum() > 0
+    net.conditioner.activation = torch.nn.ReLU()
+    # The sampler never drops: in training mode it draws what it draws in evaluation mode.
+    d = net(context).expand((3,))
+    torch.manual_seed(6)
+    drawn_in_training = d.sample((2,))
+    net.eval()
+    torch.testing.assert_close(cond(x, context), cond(x, context), atol=0, rtol=0)
+    torch.manual_seed(6)
+    x_eval = d.sample((2,))
+    assert torch.equal(drawn_in_training, x_eval)
+    torch.manual_seed(6)
+    noise = head.draw_noise(torch.Size((2, 3, 18)), F64, torch.device("cpu"))
+    assert torch.equal(x_eval, naive_sample(d.expand((2, 3)), noise))
+    lp = net(context).log_prob(x_eval)
+    torch.testing.assert_close(lp, net(context).log_prob(x_eval), atol=0, rtol=0)
+    assert torch.equal(net.eval().conditioner(x), build((3, 2, 3), Categorical(3), gated=gated, context_size=2,
+                                                        dropout=0.0).eval().conditioner(x))
+
+
 def test_incremental_state_matches_forward_on_a_wide_image():
     """Several rows, many columns, 3 channels and a kernel wider than the image."""
     net = build((3, 4, 9), Categorical(3), context_size=2, kernel_size=7, num_layers=2)
@@ -228,6 +260,11 @@ def test_gradients_reach_every_parameter(gated):
         ({"image_shape": (2, 2), "kernel_size": 4}, "kernel_size"),
         ({"image_shape": (2, 2), "kernel_size": 1}, "kernel_size"),
         ({"image_shape": (2, 2), "gated": "yes"}, "gated"),
+        ({"image_shape": (2, 2), "dropout": 1.0}, r"dropout must be a number in \[0, 1\), got 1.0"),
+        ({"image_shape": (2, 2), "dropout": -0.1}, r"dropout must be a number in \[0, 1\)"),
+        ({"image_shape": (2, 2), "dropout": "0.1"}, r"dropout must be a number in \[0, 1\)"),
+        ({"image_shape": (2, 2), "dropout": True}, r"dropout must be a number in \[0, 1\)"),
+        ({"image_shape": (2, 2), "dropout": float("nan")}, r"dropout must be a number in \[0, 1\)"),
         ({"image_shape": (2, 2), "order": "reverse"}, "order is fixed"),
         ({"image_shape": (2, 2), "order": "random"}, "order is fixed"),
         ({"image_shape": (2, 2), "order": [0, 1, 2, 3]}, "order is fixed"),
@@ -256,6 +293,8 @@ def test_registry_declares_the_image_shape_and_the_fixed_order():
     entry = registry.conditioner_entry("pixelcnn")
     assert entry.event_argument == "image_shape" and entry.fixed_order
     assert "event_size" not in {o.name for o in entry.options}
+    dropout = next(o for o in entry.model_options if o.name == "dropout")  # a CLI flag, with its help
+    assert dropout.default == 0.0 and "training" in dropout.help
     assert "image_shape" not in {o.name for o in entry.model_options}  # the data give it, not a flag
     assert entry.event_kwargs(6) == {"image_shape": (2, 3)}
     assert registry.conditioner_entry("made").event_kwargs(6) == {"event_size": 6}
@@ -304,3 +343,51 @@ def test_program_refuses_an_order_and_data_without_an_image_shape(tmp_path, caps
     assert cli.main(["fit", "--model", "pixelcnn", "--data", str(table), "--out", str(tmp_path / "b"), *SMALL]) == 1
     assert "needs data with a image_shape" in capsys.readouterr().err
     assert "--image-shape" not in cli.build_parser()._subparsers._group_actions[0].choices["fit"].format_help()
+
+
+# ---- the training loop's options that the likelihood benchmarks use -----------------------------
+
+
+def _bits(rows=64, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return (torch.rand(rows, 5, generator=gen) < 0.3).float()
+
+
+def test_train_lr_decay_multiplies_the_rate_smoothly_over_each_epoch(monkeypatch):
+    from pyro_ar.program.training import train
+
+    used = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train(pyro_ar.FVSBN(5), _bits(), _bits(seed=1), epochs=3, batch_size=16, lr=0.1, lr_decay=0.5, patience=None,
+          progress=False)
+    assert used == pytest.approx([0.1 * 0.5 ** (k / 4) for k in range(12)], rel=1e-12)
+    used.clear()
+    train(pyro_ar.FVSBN(5), _bits(), _bits(seed=1), epochs=2, batch_size=16, lr=0.1, progress=False)
+    assert used == [0.1] * 8  # the default keeps it constant
+
+
+def test_train_max_seconds_stops_after_the_step_that_spends_the_budget():
+    from pyro_ar.program.training import train
+
+    history = train(pyro_ar.FVSBN(5), _bits(), _bits(seed=1), epochs=5, batch_size=16, max_seconds=1e-9,
+                    patience=None, progress=False)
+    assert history.out_of_time and history.steps == 1 and history.epochs_run == 1
+    assert history.valid_epochs == [1] and history.best_epoch == 1  # the partial epoch is validated
+    history = train(pyro_ar.FVSBN(5), _bits(), _bits(seed=1), epochs=3, batch_size=16, max_seconds=1e6,
+                    patience=None, progress=False)
+    assert not history.out_of_time and history.steps == 12 and history.epochs_run == 3
+
+
+@pytest.mark.parametrize("bad", [dict(lr_decay=0.0), dict(lr_decay=1.5), dict(lr_decay=True), dict(max_seconds=0),
+                                 dict(max_seconds=-1.0), dict(max_seconds=float("nan"))])
+def test_train_refuses_bad_lr_decay_and_max_seconds(bad):
+    from pyro_ar.program.training import train
+
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        train(pyro_ar.FVSBN(5), _bits(), _bits(seed=1), epochs=1, progress=False, **bad)

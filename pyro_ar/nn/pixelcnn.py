@@ -66,6 +66,8 @@ class _MaskedConv(nn.Conv2d):
         return self.weight if self.mask is None else self.weight * self.mask.to(self.weight.dtype)
 
     def forward(self, x: Tensor) -> Tensor:  # x already padded
+        if self.kernel_size == (1, 1):  # a channel mix: einsum is about twice as fast as conv2d on the CPU
+            return torch.einsum("oi,bihw->bohw", self.masked_weight().flatten(1), x) + self.bias[:, None, None]
         return F.conv2d(x, self.masked_weight(), self.bias)
 
     def at(self, window: Tensor) -> Tensor:
@@ -136,6 +138,8 @@ class PixelCNN(Conditioner):
         kernel_size: odd ``k >= 3``; each layer widens the receptive field by ``k // 2``.
         gated: the gated PixelCNN with vertical and horizontal stacks (no blind spot), or the
             plain masked-convolution stack (with a blind spot).
+        dropout: dropout rate in training on every layer's gated outputs (both stacks; the
+            plain stack: every layer's output), in ``[0, 1)``; never in evaluation or sampling.
         **common: the arguments of every conditioner (:class:`~pyro_ar.nn.Conditioner`):
             ``input_size``, ``param_size``, ``context_size``, ``seed``, ``initial_bias``;
             ``order`` must be ``None`` (the raster order).
@@ -153,6 +157,7 @@ class PixelCNN(Conditioner):
         num_layers: int = 5,
         kernel_size: int = 5,
         gated: bool = True,
+        dropout: float = 0.0,
         **common: Any,
     ):
         c, h, w = check_image_shape(image_shape)
@@ -171,7 +176,9 @@ class PixelCNN(Conditioner):
             raise ValueError(f"kernel_size must be an odd int >= 3, got {kernel_size!r}")
         if not isinstance(gated, bool):
             raise ValueError(f"gated must be a bool, got {gated!r}")
-        self.kernel_size, self.gated = kernel_size, gated
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be a number in [0, 1), got {dropout!r}")
+        self.kernel_size, self.gated, self.dropout = kernel_size, gated, float(dropout)
         self.register_buffer("orders", raster_order(c, h, w).unsqueeze(0))
 
         k, p, ch = kernel_size, kernel_size // 2, self.channels
@@ -230,6 +237,10 @@ class PixelCNN(Conditioner):
         b = out.shape[0]
         return out.reshape(b, c, self.param_size, h, w).permute(0, 1, 3, 4, 2).reshape(b, c * h * w, self.param_size)
 
+    def _drop(self, t: Tensor) -> Tensor:
+        """Dropout in training only (elementwise, so the masks' dependencies are kept)."""
+        return F.dropout(t, self.dropout, self.training) if self.dropout > 0 else t
+
     def _head_out(self, features: Tensor) -> Tensor:
         return self.out(self.activation(self.out_hidden(self.activation(features))))
 
@@ -257,8 +268,8 @@ class PixelCNN(Conditioner):
                 v_pre, h_pre = v_pre + bv, h_pre + bh
             h_pre = h_pre + self.links[layer](F.pad(v_pre, (0, 0, 1, 0))[:, :, :height])  # rows above only
             if layer + 1 < self.num_layers:  # the last layer's vertical output feeds nothing
-                v = _gate(v_pre)
-            res = self.residuals[layer](_gate(h_pre))
+                v = self._drop(_gate(v_pre))
+            res = self.residuals[layer](self._drop(_gate(h_pre)))
             h = res if layer == 0 else h + res
         return h
 
@@ -269,7 +280,7 @@ class PixelCNN(Conditioner):
             a = conv(F.pad(f, (p, p, p, p)))
             if biases is not None:
                 a = a + biases[layer][:, :, None, None]
-            f = self.activation(a)
+            f = self._drop(self.activation(a))
         return f
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size) -> IncrementalState:
@@ -277,7 +288,8 @@ class PixelCNN(Conditioner):
 
 
 class _PixelCNNState(IncrementalState):
-    """Per-layer feature caches; each step evaluates one position through every layer.
+    """Per-layer feature caches; each step evaluates one position through every layer
+    (without dropout: sampling is evaluation).
 
     A feature at position ``q`` of any layer of the horizontal (or plain) stack depends only
     on pixels before ``q`` and, at ``q``, on channels below its own group. So when the

@@ -204,6 +204,7 @@ class History:
     epochs_run: int = 0
     steps: int = 0
     stopped_early: bool = False
+    out_of_time: bool = False  # stopped by ``max_seconds``
     seconds: float = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
@@ -233,6 +234,8 @@ def train(
     eval_batch_size: int = 1000,
     weight_decay: float = 0.0,
     valid_every: int = 1,
+    lr_decay: float = 1.0,
+    max_seconds: Optional[float] = None,
 ) -> History:
     """Fit ``net`` by maximum likelihood with Adam; keep the parameters of the best validation epoch.
 
@@ -258,6 +261,11 @@ def train(
         weight_decay: Adam's L2 penalty (``torch.optim.Adam``'s ``weight_decay``).
         valid_every: validate after every ``valid_every``-th epoch and after the last one
             (patience still counts epochs).
+        lr_decay: the learning rate is multiplied by this over every epoch, smoothly (step
+            ``s`` of an epoch of ``S`` steps uses ``lr * lr_decay ** (epoch - 1 + s / S)``);
+            in ``(0, 1]``, 1 keeps it constant.
+        max_seconds: a training time budget: once it is spent, the current epoch ends after
+            its current step, is validated, and training stops (``None``: no budget).
 
     Returns:
         a :class:`History`.
@@ -267,6 +275,10 @@ def train(
     if patience is not None:
         _check_positive("patience", patience)
     _check_positive("lr", lr, float)
+    if isinstance(lr_decay, bool) or not isinstance(lr_decay, (int, float)) or not 0 < lr_decay <= 1:
+        raise ValueError(f"lr_decay must be a number in (0, 1], got {lr_decay!r}")
+    if max_seconds is not None:
+        _check_positive("max_seconds", max_seconds, float)
     if isinstance(weight_decay, bool) or not isinstance(weight_decay, (int, float)) or not 0 <= weight_decay < math.inf:
         raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
     _check_context_rows(train_data, train_context, "training")
@@ -288,6 +300,8 @@ def train(
     mask_gen = torch.Generator().manual_seed(seed + 1)
     num_masks = net.num_masks
     steps_per_epoch = math.ceil(len(sampler) / local_batch)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_decay ** (step / steps_per_epoch))
+    out_of_time = False
     history = History()
     best_state = copy.deepcopy(net.state_dict())
     start_time = time.perf_counter()
@@ -315,6 +329,7 @@ def train(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                schedule.step()
                 # The global mean loss (ranks hold equal shards), so that every rank sees the same
                 # value and a divergence stops all of them at once instead of leaving some waiting.
                 value = _all_sum([float(loss.detach())], info)[0] / info.world_size
@@ -327,10 +342,16 @@ def train(
                 loss_count += batch.shape[0]
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / loss_count:.3f}", refresh=False)
+                # Every rank decides alike (rank 0's clock), so that none waits for the others.
+                if max_seconds is not None and _all_sum(
+                    [float(time.perf_counter() - start_time >= max_seconds) if info.is_main else 0.0], info
+                )[0]:
+                    out_of_time = True
+                    break
             total, count = _all_sum([loss_sum, float(loss_count)], info)
             history.train_loss.append(total / count)
             history.epochs_run = epoch
-            if epoch % valid_every and epoch != epochs:
+            if epoch % valid_every and epoch != epochs and not out_of_time:
                 continue
             valid = evaluate_nll(net, valid_data, eval_batch_size, info, context=valid_context)
             if not math.isfinite(valid):
@@ -346,6 +367,9 @@ def train(
                 best_state = copy.deepcopy(net.state_dict())
             elif patience is not None and epoch - history.best_epoch >= patience:
                 history.stopped_early = True
+                break
+            if out_of_time:
+                history.out_of_time = True
                 break
     finally:
         bar.close()
