@@ -311,14 +311,17 @@ def _load_and_fit(args: argparse.Namespace, run: Optional[RunDir], t0: float) ->
     resolve_device(args.device)  # a bad --device fails here, before any process group
     info = setup_distributed(args.device)
     if args.batch_size % info.world_size:
-        teardown_distributed(info)
+        teardown_distributed(info, finished=False)
         raise UsageError(
             f"--batch-size {args.batch_size} must be divisible by the number of processes ({info.world_size})"
         )
+    finished = False
     try:
-        return _fit(args, data, run, info, t0)
+        status = _fit(args, data, run, info, t0)
+        finished = True
+        return status
     finally:
-        teardown_distributed(info)
+        teardown_distributed(info, finished)
 
 
 def _heads_with_levels() -> str:

@@ -104,9 +104,17 @@ def setup_distributed(device: str = "auto") -> DistributedInfo:
     return DistributedInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 
-def teardown_distributed(info: DistributedInfo) -> None:
-    """Leave the process group (a no-op for a single process)."""
+def teardown_distributed(info: DistributedInfo, finished: bool = True) -> None:
+    """Leave the process group (a no-op for a single process).
+
+    ``finished``: every rank got here normally, so they first wait for each other (a rank
+    that leaves while another still has gloo work in flight can abort at exit, "terminate
+    called without an active exception", seen once in CI). After an error there is no
+    waiting: the other ranks may never arrive.
+    """
     if info.enabled and dist.is_initialized():
+        if finished:
+            dist.barrier()
         dist.destroy_process_group()
 
 
