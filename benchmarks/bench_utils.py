@@ -9,6 +9,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import shlex
 import statistics
@@ -91,7 +92,9 @@ def time_interleaved(
     """Wall and CPU times (ms) of each function, with the repeats interleaved.
 
     Interleaving (a, b, c, a, b, c, ...) makes the ratios between functions robust to load
-    that changes during the run. ``ms`` is the statistic ``stat`` of the wall times:
+    that changes during the run; the order within each round is shuffled (seeded), so that
+    no function always follows the same one (a call right after a backward pass, or after
+    a large allocation is freed, pays for it). ``ms`` is the statistic ``stat`` of the wall times:
     ``"min"`` (best of ``repeats``, the usual choice on a shared machine, where other load
     only ever adds time) or ``"median"``; both, and the median CPU time, are kept.
     """
@@ -103,8 +106,12 @@ def time_interleaved(
     synchronize(device)
     wall: Dict[str, List[float]] = {k: [] for k in fns}
     cpu: Dict[str, List[float]] = {k: [] for k in fns}
+    order = list(fns)
+    shuffler = random.Random(0)
     for _ in range(repeats):
-        for name, fn in fns.items():
+        shuffler.shuffle(order)
+        for name in order:
+            fn = fns[name]
             synchronize(device)
             t0, c0 = time.perf_counter(), time.process_time()
             fn()

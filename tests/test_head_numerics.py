@@ -353,3 +353,28 @@ def test_bernoulli_ordinary_temperature_is_logits_over_t():
     for temperature in (0.1, 0.6, 2.0, 50.0):
         got = head.distribution(logits, temperature).logits
         torch.testing.assert_close(got, logits[:, 0] / temperature, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_bernoulli_log_prob_is_torchs_at_every_logit_and_shape(dtype):
+    # The head scores with one fused kernel instead of building a torch Bernoulli: the same
+    # numbers (extreme logits included), broadcasting and gradients.
+    head = Bernoulli()
+    big = torch.finfo(dtype).max
+    logits = torch.tensor([-big, -1e4, -30.0, -1.0, 0.0, 1e-8, 1.0, 30.0, 1e4, big], dtype=dtype)
+    params = logits.view(1, -1, 1).expand(2, -1, 1).clone().requires_grad_()
+    x = torch.tensor([[0.0, 1.0] * 5, [1.0, 0.0] * 5], dtype=dtype)
+    ref_params = params.detach().clone().requires_grad_()
+    got = head.log_prob(params, x)
+    ref = torch.distributions.Bernoulli(logits=ref_params[..., 0]).log_prob(x)
+    torch.testing.assert_close(got, ref, rtol=0, atol=0)
+    got.sum().backward()
+    ref.sum().backward()
+    torch.testing.assert_close(params.grad, ref_params.grad, rtol=0, atol=0)
+    # x broadcast against the parameters' batch, and the other way round.
+    assert head.log_prob(params, x[0]).shape == (2, 10)
+    assert head.log_prob(params[:1], x).shape == (2, 10)
+    torch.testing.assert_close(head.log_prob(params[:1], x), torch.distributions.Bernoulli(logits=logits).log_prob(x))
+    # Tempered scores still come from the tempered distribution.
+    torch.testing.assert_close(head.log_prob(params, x, 2.0),
+                               torch.distributions.Bernoulli(logits=params[..., 0] / 2).log_prob(x))

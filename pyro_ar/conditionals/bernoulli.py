@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
@@ -32,6 +33,13 @@ class Bernoulli(_FedBackAsIs):
             tempered = logits / min(temperature, big)
             logits = torch.where(logits == 0, logits, tempered).clamp(-big, big)
         return torch.distributions.Bernoulli(logits=logits, validate_args=False)
+
+    def log_prob(self, params: Tensor, x: Tensor, temperature: float = 1.0) -> Tensor:
+        if temperature != 1.0:
+            return super().log_prob(params, x, temperature)
+        # What torch's Bernoulli computes, without building one: a single fused kernel.
+        logits, x = torch.broadcast_tensors(params[..., 0], x.to(params.dtype))
+        return F.binary_cross_entropy_with_logits(logits, x, reduction="none").neg_()
 
     def draw_noise(self, shape: torch.Size, dtype: torch.dtype, device: torch.device) -> Tensor:
         # Standard logistic noise L: P(L < logit) = sigmoid(logit).

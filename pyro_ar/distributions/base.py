@@ -20,6 +20,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from pyro_ar.conditionals import Conditional
+from pyro_ar.distributions.support_check import holds_everywhere
 
 __all__ = ["JointDistribution", "check_temperature", "draw_by_member", "MAX_ENUMERATION_SIZE"]
 
@@ -96,6 +97,12 @@ class JointDistribution(TorchDistribution):
     def check_value(self, value: Tensor) -> Tensor:
         """Check ``value: (*, n)`` against the event and batch shapes (always), and against
         the support when ``validate_args`` is on; ``ValueError`` names the problem."""
+        self._check_shape(value)
+        if self._validate_args:
+            self._check_support(value)
+        return value
+
+    def _check_shape(self, value: Tensor) -> None:
         if not isinstance(value, Tensor):
             raise ValueError(f"value must be a torch.Tensor, got {type(value).__name__}")
         if value.dim() == 0 or value.shape[-1] != self.event_size:
@@ -109,21 +116,20 @@ class JointDistribution(TorchDistribution):
             raise ValueError(
                 f"value of shape {tuple(value.shape)} does not broadcast against batch_shape {tuple(self.batch_shape)}"
             ) from err
-        if self._validate_args:
-            self._validate_sample(value)
-        return value
 
-    def _validate_sample(self, value: Tensor) -> None:
-        if not isinstance(value, Tensor):
-            raise ValueError(f"value must be a torch.Tensor, got {type(value).__name__}")
+    def _validate_sample(self, value: Tensor) -> None:  # torch's hook, for callers that use it
+        self._check_shape(value)
+        self._check_support(value)
+
+    def _check_support(self, value: Tensor) -> None:
         self.conditional.check_value(value)
-        if value.numel() == 0:  # nothing to check (and the support check cannot reshape it)
+        if value.numel() == 0 or holds_everywhere(self.conditional.support, value):
             return
+        # The fast check said no: torch's own check decides and words the error. NaN is
+        # outside every support; name it (looked for only on this failure path).
         try:
             super()._validate_sample(value)
         except ValueError as err:
-            # NaN is outside every support; name it (looked for only on this failure path, so
-            # valid values pay for one pass over them, the support check).
             if value.is_floating_point() and bool(torch.isnan(value).any()):
                 raise ValueError("value contains NaN") from err
             raise

@@ -242,11 +242,9 @@ def _replan_after_load(module: MADE, _incompatible_keys: Any) -> None:
 
 
 def _masked_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Tensor, plan) -> Tensor:
-    """``F.linear(x, weight * mask, bias)``: one fused matmul + bias, or, without autograd,
-    blockwise along a staircase mask (skipping its masked-out blocks) where the layer has a
-    plan. With autograd the fused product stays: its backward is one matmul per gradient,
-    where the blocks' backward would add a full-size gradient per block."""
-    if plan is not None and not (torch.is_grad_enabled() and weight.requires_grad):
+    """``F.linear(x, weight * mask, bias)``: blockwise along a staircase mask (skipping its
+    masked-out blocks) where the layer has a plan, else one fused matmul + bias."""
+    if plan is not None:
         return staircase_linear(x, weight, bias, mask, plan)
     return F.linear(x, weight * mask.to(weight.dtype), bias)
 

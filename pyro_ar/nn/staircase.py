@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import List, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["StaircasePlan", "staircase_plan", "staircase_linear"]
@@ -69,23 +70,36 @@ def _plan(prefix: List[int], r0: int, r1: int, c0: int, depth: int) -> Staircase
     return ("split", r0, r1, c0, cut, top, bottom)
 
 
-def _run(node: StaircasePlan, x: Tensor, weight: Tensor, mask: Tensor) -> Tensor:
-    """``x @ (weight * mask)[rows, cols].T`` over the node's rows and columns: ``(B, r1 - r0)``."""
+def _fill(node: StaircasePlan, x: Tensor, weight: Tensor, mask: Tensor, out: Tensor) -> None:
+    """``out[:, r0:r1] = x[:, c0:c1] @ (weight * mask)[r0:r1, c0:c1].T`` over the node's rows.
+
+    Every block writes its columns of ``out`` in place (a column slice is a valid BLAS
+    output, with the full row as its leading dimension): no concatenation, no copy.
+    """
     if node[0] == "leaf":
         _, r0, r1, c0, c1 = node
         if c1 <= c0:
-            return x.new_zeros(x.shape[0], r1 - r0)
-        block = weight[r0:r1, c0:c1] * mask[r0:r1, c0:c1].to(weight.dtype)
-        return x[:, c0:c1] @ block.T
+            out[:, r0:r1].zero_()
+        else:  # beta=0: the uninitialized output is ignored, not scaled
+            block = weight[r0:r1, c0:c1] * mask[r0:r1, c0:c1].to(weight.dtype)
+            out[:, r0:r1].addmm_(x[:, c0:c1], block.T, beta=0)
+        return
     _, r0, r1, c0, cut, top, bottom = node
-    upper, lower = _run(top, x, weight, mask), _run(bottom, x, weight, mask)
+    _fill(top, x, weight, mask, out)
+    _fill(bottom, x, weight, mask, out)
     if cut > c0:
-        lower = torch.addmm(lower, x[:, c0:cut], weight[bottom[1] : r1, c0:cut].T)
-    return torch.cat([upper, lower], -1)
+        middle = bottom[1]
+        out[:, middle:r1].addmm_(x[:, c0:cut], weight[middle:r1, c0:cut].T)
+
+
+def _tracks_gradients(*tensors: Optional[Tensor]) -> bool:
+    """Whether autograd would record an operation on ``tensors`` (None entries ignored)."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def staircase_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Tensor, plan: StaircasePlan) -> Tensor:
-    """``F.linear(x, weight * mask, bias)`` for a staircase ``mask`` with its ``plan``.
+    """``F.linear(x, weight * mask, bias)`` for a staircase ``mask`` with its ``plan``:
+    blockwise without autograd, the fused masked product when autograd records it.
 
     Args:
         x: ``(*, cols)``.
@@ -96,7 +110,13 @@ def staircase_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Te
     Returns:
         ``(*, rows)``.
     """
-    out = _run(plan, x.reshape(-1, x.shape[-1]), weight, mask)
+    if _tracks_gradients(x, weight, bias):
+        # The fused product: its backward is one matmul per gradient, where the blocks'
+        # backward would add a full-size gradient per block (and the blocks write in place).
+        return F.linear(x, weight * mask.to(weight.dtype), bias)
+    flat = x.reshape(-1, x.shape[-1])
+    out = flat.new_empty(flat.shape[0], weight.shape[0], dtype=weight.dtype)
+    _fill(plan, flat, weight, mask, out)
     if bias is not None:
-        out = out + bias
+        out += bias
     return out.reshape(*x.shape[:-1], weight.shape[0])
