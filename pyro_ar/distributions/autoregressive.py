@@ -178,7 +178,7 @@ class Autoregressive(JointDistribution):
         self.check_value(value)
         dtype, _ = self.param_dtype_device()
         x = self.conditional.encode(value, dtype)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape) if self.batch_shape else value.shape[:-1]
         with self._bound_weights():
             params = self.conditioner(x, self.context)
         lp = self.conditional.log_prob(params, value, self.temperature)

@@ -111,7 +111,8 @@ class JointDistribution(TorchDistribution):
                 f"got shape {tuple(value.shape)}"
             )
         try:
-            torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
+            if self.batch_shape:  # (torch.broadcast_shapes costs ~10 us: skip it when trivial)
+                torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
         except RuntimeError as err:
             raise ValueError(
                 f"value of shape {tuple(value.shape)} does not broadcast against batch_shape {tuple(self.batch_shape)}"
