@@ -339,8 +339,12 @@ def train(
                 optimizer.step()
                 schedule.step()
                 # The global mean loss (ranks hold equal shards), so that every rank sees the same
-                # value and a divergence stops all of them at once instead of leaving some waiting.
-                value = _all_sum([float(loss.detach())], info)[0] / info.world_size
+                # value and a divergence stops all of them at once instead of leaving some waiting;
+                # in the same reduction, whether the time budget is spent by rank 0's clock, so
+                # that every rank stops at the same step.
+                spent = max_seconds is not None and info.is_main and time.perf_counter() - start_time >= max_seconds
+                total_loss, spent_anywhere = _all_sum([float(loss.detach()), float(spent)], info)
+                value = total_loss / info.world_size
                 if not math.isfinite(value):
                     raise FloatingPointError(f"the training loss became {value} at epoch {epoch}; try a smaller --lr")
                 if history.steps == 0:
@@ -350,10 +354,7 @@ def train(
                 loss_count += batch.shape[0]
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss_sum / loss_count:.3f}", refresh=False)
-                # Every rank decides alike (rank 0's clock), so that none waits for the others.
-                if max_seconds is not None and _all_sum(
-                    [float(time.perf_counter() - start_time >= max_seconds) if info.is_main else 0.0], info
-                )[0]:
+                if spent_anywhere:
                     out_of_time = True
                     break
             total, count = _all_sum([loss_sum, float(loss_count)], info)
