@@ -13,6 +13,8 @@ to name the problem, so messages stay torch's.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.distributions import constraints
@@ -20,20 +22,15 @@ from torch.distributions import constraints
 __all__ = ["holds_everywhere"]
 
 
-def _all_zero(t: Tensor) -> bool:
-    # NaN compares false, so a NaN anywhere (aminmax propagates it) answers no.
-    low, high = torch.aminmax(t)
-    return bool((low == 0) & (high == 0))
-
-
 def _in_range(value: Tensor, lower: float, upper: float) -> bool:
+    # NaN compares false, so a NaN anywhere (aminmax propagates it) answers no.
     low, high = torch.aminmax(value)
     return bool((low >= lower) & (high <= upper))
 
 
 def _integral(value: Tensor) -> bool:
     # frac(x) is 0 exactly on integers; frac(+-inf) is NaN, which fails, as inf % 1 does.
-    return not value.is_floating_point() or _all_zero(torch.frac(value))
+    return not value.is_floating_point() or _in_range(torch.frac(value), 0, 0)
 
 
 def holds_everywhere(constraint: constraints.Constraint, value: Tensor) -> bool:
@@ -51,15 +48,12 @@ def holds_everywhere(constraint: constraints.Constraint, value: Tensor) -> bool:
         if value.is_floating_point():
             # x - x * x is 0 exactly at x in {0, 1}: elsewhere x * x != x in floating point,
             # and inf - inf is NaN.
-            return _all_zero(torch.addcmul(value, value, value, value=-1))
+            return _in_range(torch.addcmul(value, value, value, value=-1), 0, 0)
         return _in_range(value, 0, 1)
     if kind is constraints._IntegerInterval:
         return _in_range(value, constraint.lower_bound, constraint.upper_bound) and _integral(value)
     if kind is constraints._IntegerGreaterThan:
-        return _in_range(value, constraint.lower_bound, float("inf")) and _integral(value)
+        return _in_range(value, constraint.lower_bound, math.inf) and _integral(value)
     if kind is constraints._Real:  # everything but NaN (infinities included, as value == value)
-        if not value.is_floating_point():
-            return True
-        low, high = torch.aminmax(value)
-        return bool((low == low) & (high == high))
+        return _in_range(value, -math.inf, math.inf)
     return bool(constraint.check(value).all())
