@@ -21,7 +21,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -30,7 +30,8 @@ from torch import Tensor
 from pyro_ar.program.data_files import load_fashion_mnist
 from pyro_ar.program.datasets import load_digits
 
-__all__ = ["digits", "fashion_mnist_binary", "breast_cancer", "wine", "digits_continuous", "rounding_units"]
+__all__ = ["digits", "fashion_mnist_binary", "breast_cancer", "wine", "digits_continuous", "rounding_units",
+           "CONTINUOUS_TABLES", "check_tables", "continuous_table"]
 
 Splits = Dict[str, Tensor]
 FASHION_VALID = 5000
@@ -100,3 +101,29 @@ def digits_continuous() -> Splits:
     """The digits dequantized (uniform noise) and standardized, as ``pyro_ar.program.datasets`` gives them
     for mixture-of-Gaussians heads (``kind="mog"``)."""
     return {s: load_digits(s, "mog") for s in ("train", "valid", "test")}
+
+
+#: The real-valued tables of the continuous benchmarks: name -> label in the result tables.
+CONTINUOUS_TABLES = {
+    "breast_cancer": "breast cancer (sklearn), 30 cols",
+    "digits": "digits dequantized, 64 cols",
+    "wine": "wine (sklearn) dequantized, 13 cols",
+}
+
+
+def check_tables(names: List[str]) -> None:
+    """``SystemExit`` naming every name that is not in :data:`CONTINUOUS_TABLES`, and the choices."""
+    unknown = sorted(set(names) - set(CONTINUOUS_TABLES))
+    if unknown:
+        raise SystemExit(f"unknown tables {unknown}: choose from {', '.join(CONTINUOUS_TABLES)}")
+
+
+def continuous_table(name: str, seed: int = 0) -> Splits:
+    """The splits of table ``name`` of :data:`CONTINUOUS_TABLES` (``seed``: the row split of the
+    sklearn tables; the digits keep the package split)."""
+    check_tables([name])
+    if name == "breast_cancer":
+        return breast_cancer(seed)
+    if name == "wine":
+        return wine(seed)
+    return digits_continuous()

@@ -21,7 +21,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import torch
 
@@ -31,13 +31,6 @@ from pyro_ar.program.training import evaluate_nll, train
 
 import bench_data
 from bench_utils import RESULTS_DIR, command_line, machine_info, now_iso, write_json
-
-TABLES: Dict[str, Callable[[], Dict[str, torch.Tensor]]] = {
-    "breast_cancer": lambda: bench_data.breast_cancer(0),
-    "digits": bench_data.digits_continuous,
-    "wine": lambda: bench_data.wine(0),
-}
-
 
 def made(hidden, blocks=0, activation="relu", k=5, masks=1, floor=1e-2):
     """A factory ``n -> pyro_ar.MADE`` with a MoG head, as a user writes it."""
@@ -111,7 +104,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     started, rows = time.perf_counter(), []
     info = machine_info("cpu")
     for table in args.tables.split(","):
-        data = TABLES[table]()
+        data = bench_data.continuous_table(table)
         for name in names:
             r = run(name, table, data, args.epochs, args.seeds)
             rows.append(r)

@@ -197,13 +197,9 @@ def run_continuous(args, rows: List[Dict[str, Any]]) -> Optional[str]:
     except ImportError:
         MixtureOfGaussiansMADE = None
     k, h = args.components, args.continuous_hidden
-    loaders = {"breast_cancer": ("breast cancer (sklearn), 30 cols", lambda: bench_data.breast_cancer(args.seed)),
-               "digits": ("digits dequantized, 64 cols", bench_data.digits_continuous),
-               "wine": ("wine (sklearn) dequantized, 13 cols", lambda: bench_data.wine(args.seed))}
     chosen = [t.strip() for t in args.tables.split(",") if t.strip()]
-    if set(chosen) - set(loaders):
-        raise SystemExit(f"unknown tables {sorted(set(chosen) - set(loaders))}: choose from {', '.join(loaders)}")
-    tables = {loaders[t][0]: loaders[t][1]() for t in chosen}
+    bench_data.check_tables(chosen)
+    tables = {bench_data.CONTINUOUS_TABLES[t]: bench_data.continuous_table(t, args.seed) for t in chosen}
     for label, data in tables.items():
         n = data["train"].shape[1]
         mog = lambda floor=1e-2: MixtureOfGaussians(k, min_scale=floor)  # noqa: E731  (1e-2: the default)
