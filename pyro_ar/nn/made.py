@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, List, Literal, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from pyro_ar.nn.base import SAMPLING_BLOCK, Conditioner, IncrementalState, check_positive_int
@@ -211,8 +210,8 @@ class MADE(Conditioner):
         mask, plan = self.residual_masks[member], self._plans[member][-1]
         for b in range(self.residual_blocks):
             first, second = layers[2 * b], layers[2 * b + 1]
-            inner = act(_masked_linear(act(z), first.weight, first.bias, mask, plan))
-            z = z + _masked_linear(inner, second.weight, second.bias, mask, plan)
+            inner = act(staircase_linear(act(z), first.weight, first.bias, mask, plan))
+            z = z + staircase_linear(inner, second.weight, second.bias, mask, plan)
         return z
 
     def forward(self, x: Tensor, context: Optional[Tensor] = None, member: int = 0) -> Tensor:
@@ -220,7 +219,7 @@ class MADE(Conditioner):
         h = x.flatten(-2)
         last = len(self.hidden_layers) - 1
         for l, layer in enumerate(self.hidden_layers):
-            h = _masked_linear(h, layer.weight, layer.bias, getattr(self, f"masks_{l}")[member], plans[l])
+            h = staircase_linear(h, layer.weight, layer.bias, getattr(self, f"masks_{l}")[member], plans[l])
             if l == 0 and context is not None and self.context_to_hidden is not None:
                 h = h + self.context_to_hidden(context)
             if l == last and self.residual_blocks:
@@ -228,9 +227,9 @@ class MADE(Conditioner):
             h = self.activation(h)
         out_mask, out_plan = getattr(self, f"masks_{last + 1}")[member], plans[last + 1]
         if context is None:  # the output bias rides in the last matmul
-            out = _masked_linear(h, self.output_layer.weight, self.output_bias.flatten(), out_mask, out_plan)
+            out = staircase_linear(h, self.output_layer.weight, self.output_bias.flatten(), out_mask, out_plan)
             return out.unflatten(-1, (self.event_size, self.param_size))
-        out = _masked_linear(h, self.output_layer.weight, None, out_mask, out_plan)
+        out = staircase_linear(h, self.output_layer.weight, None, out_mask, out_plan)
         return out.unflatten(-1, (self.event_size, self.param_size)) + self.output_offset(context)
 
     def incremental(self, context: Optional[Tensor], batch_shape: torch.Size, member: int = 0) -> IncrementalState:
@@ -239,14 +238,6 @@ class MADE(Conditioner):
 
 def _replan_after_load(module: MADE, _incompatible_keys: Any) -> None:
     module._plan_staircases()  # a module-level function (not a lambda): the module stays picklable
-
-
-def _masked_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Tensor, plan) -> Tensor:
-    """``F.linear(x, weight * mask, bias)``: blockwise along a staircase mask (skipping its
-    masked-out blocks) where the layer has a plan, else one fused matmul + bias."""
-    if plan is not None:
-        return staircase_linear(x, weight, bias, mask, plan)
-    return F.linear(x, weight * mask.to(weight.dtype), bias)
 
 
 class _MADEState(IncrementalState):

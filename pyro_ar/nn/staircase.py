@@ -97,22 +97,25 @@ def _tracks_gradients(*tensors: Optional[Tensor]) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
-def staircase_linear(x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Tensor, plan: StaircasePlan) -> Tensor:
-    """``F.linear(x, weight * mask, bias)`` for a staircase ``mask`` with its ``plan``:
-    blockwise without autograd, the fused masked product when autograd records it.
+def staircase_linear(
+    x: Tensor, weight: Tensor, bias: Optional[Tensor], mask: Tensor, plan: Optional[StaircasePlan]
+) -> Tensor:
+    """``F.linear(x, weight * mask, bias)``: blockwise along a staircase ``mask`` with its
+    ``plan`` without autograd; the fused masked product when autograd records it or when
+    there is no plan (``mask`` not a staircase).
 
     Args:
         x: ``(*, cols)``.
         weight, mask: ``(rows, cols)``; only the leaves' blocks of ``mask`` are read.
         bias: ``(rows,)`` or None.
-        plan: :func:`staircase_plan` of ``mask``.
+        plan: :func:`staircase_plan` of ``mask`` (None where it gave None).
 
     Returns:
         ``(*, rows)``.
     """
-    if _tracks_gradients(x, weight, bias):
-        # The fused product: its backward is one matmul per gradient, where the blocks'
-        # backward would add a full-size gradient per block (and the blocks write in place).
+    if plan is None or _tracks_gradients(x, weight, bias):
+        # The fused product. With autograd: its backward is one matmul per gradient, where the
+        # blocks' backward would add a full-size gradient per block (and they write in place).
         return F.linear(x, weight * mask.to(weight.dtype), bias)
     flat = x.reshape(-1, x.shape[-1])
     out = flat.new_empty(flat.shape[0], weight.shape[0], dtype=weight.dtype)
