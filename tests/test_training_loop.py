@@ -1,6 +1,6 @@
 """The one training loop (``pyro_ar.program.training.train``) that ``pyro-ar fit`` and every
-benchmark use: its options (weight decay, validation interval, no early stopping), and a
-peer model trained through it exactly like ours."""
+benchmark use: its options (weight decay, validation interval, no early stopping, learning-rate
+decay, a time budget), and a peer model trained through it exactly like ours."""
 
 from __future__ import annotations
 
@@ -87,3 +87,37 @@ def test_a_peer_model_trains_through_the_same_loop():
     torch.testing.assert_close(torch.sigmoid(peer.peer.logits.detach()), mean, atol=0.03, rtol=0)
     with pytest.raises(ValueError, match="takes no context"):
         peer(torch.zeros(1, 2))
+
+
+def test_train_lr_decay_multiplies_the_rate_smoothly_over_each_epoch(monkeypatch):
+    used = []
+    step = torch.optim.Adam.step
+
+    def recording_step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording_step)
+    train(pyro_ar.FVSBN(5), data(), data(seed=1), epochs=3, batch_size=16, lr=0.1, lr_decay=0.5, patience=None,
+          progress=False)
+    assert used == pytest.approx([0.1 * 0.5 ** (k / 4) for k in range(12)], rel=1e-12)
+    used.clear()
+    train(pyro_ar.FVSBN(5), data(), data(seed=1), epochs=2, batch_size=16, lr=0.1, progress=False)
+    assert used == [0.1] * 8  # the default keeps it constant
+
+
+def test_train_max_seconds_stops_after_the_step_that_spends_the_budget():
+    history = train(pyro_ar.FVSBN(5), data(), data(seed=1), epochs=5, batch_size=16, max_seconds=1e-9,
+                    patience=None, progress=False)
+    assert history.out_of_time and history.steps == 1 and history.epochs_run == 1
+    assert history.valid_epochs == [1] and history.best_epoch == 1  # the partial epoch is validated
+    history = train(pyro_ar.FVSBN(5), data(), data(seed=1), epochs=3, batch_size=16, max_seconds=1e6,
+                    patience=None, progress=False)
+    assert not history.out_of_time and history.steps == 12 and history.epochs_run == 3
+
+
+@pytest.mark.parametrize("bad", [dict(lr_decay=0.0), dict(lr_decay=1.5), dict(lr_decay=True), dict(max_seconds=0),
+                                 dict(max_seconds=-1.0), dict(max_seconds=float("nan"))])
+def test_train_refuses_bad_lr_decay_and_max_seconds(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        train(pyro_ar.FVSBN(5), data(), data(seed=1), epochs=1, progress=False, **bad)
